@@ -1,0 +1,74 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "switchyard/result.h"
+
+namespace switchyard {
+
+// Segment spec call types. Values are stored in log records: never renumber.
+enum class event_type : std::uint8_t {
+    unknown = 0,
+    track = 1,
+    identify = 2,
+    page = 3,
+    screen = 4,
+    group = 5,
+    alias = 6,
+};
+
+std::string_view to_string(event_type t) noexcept;
+event_type event_type_from_string(std::string_view s) noexcept;
+
+// What a log record holds. Destinations receive `event` records; `quarantine` records carry
+// events that failed decoding or validation, with the reason, and go to the quarantine store.
+enum class record_kind : std::uint8_t {
+    event = 0,
+    quarantine = 1,
+};
+
+// The fixed routing header of a canonical event: enough to route, filter and key a message
+// without parsing its JSON again.
+struct event_header {
+    record_kind kind = record_kind::event;
+    event_type type = event_type::unknown;
+    std::uint16_t flags = 0;
+    std::int64_t received_at_ms = 0;  // Unix epoch milliseconds, server clock
+    std::string source;               // configured source name
+    std::string message_id;
+    std::string user_id;
+    std::string anonymous_id;
+    std::string event_name;  // `event` for track, `name` for page/screen, empty otherwise
+};
+
+// A canonical event: the header plus the serialized Segment-spec JSON (serialized once;
+// destinations read these bytes).
+struct event {
+    event_header header;
+    std::string json;
+};
+
+// Non-owning view of a decoded log record payload.
+struct event_view {
+    record_kind kind = record_kind::event;
+    event_type type = event_type::unknown;
+    std::uint16_t flags = 0;
+    std::int64_t received_at_ms = 0;
+    std::string_view source;
+    std::string_view message_id;
+    std::string_view user_id;
+    std::string_view anonymous_id;
+    std::string_view event_name;
+    std::string_view json;
+};
+
+// Serializes `e` as a log record payload, appending to `out`.
+void encode_event(const event& e, std::string& out);
+void encode_event(const event_header& h, std::string_view json, std::string& out);
+
+// Parses a payload produced by encode_event. The view points into `payload`.
+result<event_view> decode_event(std::string_view payload) noexcept;
+
+}  // namespace switchyard

@@ -1,0 +1,260 @@
+#include "config/config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "http/net.h"
+
+namespace switchyard::config {
+
+std::filesystem::path config::log_dir() const {
+    return log.dir.empty() ? std::filesystem::path(data_dir) / "log" : std::filesystem::path(log.dir);
+}
+
+std::filesystem::path config::quarantine_dir() const {
+    return quarantine.path.empty() ? std::filesystem::path(data_dir) / "quarantine"
+                                   : std::filesystem::path(quarantine.path);
+}
+
+void read_config(map_reader& root, config& c) {
+    root.get("data_dir", c.data_dir,
+             "Directory for the event log, cursors, quarantine and file outputs. Created if missing.");
+    {
+        auto s = root.child("server", "Public HTTP listener (the SDK-facing API).");
+        auto& v = c.server;
+        s.get("listen", v.listen, "Address and port to listen on, as host:port or [v6]:port.");
+        s.get("threads", v.threads, "I/O threads, one io_context each; 0 means one per CPU core.");
+        s.get("max_connections", v.max_connections,
+              "Open connections above which new ones get 503 with Retry-After and are closed.");
+        s.get("max_header_bytes", v.max_header_bytes,
+              "Largest request line plus headers; larger requests get 431.");
+        s.get("max_body_bytes", v.max_body_bytes,
+              "Hard cap on a request body, as received and again after gzip inflation; larger "
+              "bodies get 413.");
+        s.get("header_timeout", v.header_timeout,
+              "Deadline from connect to the end of the first request's headers; slower clients "
+              "get 408 and are disconnected.");
+        s.get("idle_timeout", v.idle_timeout,
+              "Deadline for the next request's headers on a keep-alive connection.");
+        s.get("body_timeout", v.body_timeout,
+              "Deadline from the end of the headers to the end of the body.");
+        s.get("write_timeout", v.write_timeout, "Deadline for writing a response.");
+        s.get("shutdown_grace", v.shutdown_grace,
+              "On SIGTERM/SIGINT, how long in-flight requests may take before connections are "
+              "closed.");
+        s.get_strings("trusted_proxies", v.trusted_proxies,
+                      "CIDRs of proxies whose X-Forwarded-For is believed for context.ip.");
+        s.finish();
+        if (!s.describing()) {
+            std::string host;
+            unsigned short port = 0;
+            if (!http::split_host_port(v.listen, host, port)) {
+                root.errs().add(s.mark(), fmt::format("server.listen: '{}' is not host:port", v.listen));
+            }
+            for (const auto& p : v.trusted_proxies) {
+                if (!http::parse_cidr(p)) {
+                    root.errs().add(s.mark(), fmt::format("server.trusted_proxies: '{}' is not a CIDR", p));
+                }
+            }
+            if (v.threads < 0) root.errs().add(s.mark(), "server.threads: must be 0 or more");
+        }
+    }
+    {
+        auto s = root.child("admin", "Admin listener: /healthz, /readyz, /metrics.");
+        s.get("listen", c.admin.listen,
+              "Address and port of the admin listener; keep it off the public network.");
+        s.finish();
+        std::string host;
+        unsigned short port = 0;
+        if (!s.describing() && !http::split_host_port(c.admin.listen, host, port)) {
+            root.errs().add(s.mark(), fmt::format("admin.listen: '{}' is not host:port", c.admin.listen));
+        }
+    }
+    {
+        auto s = root.child("logging", "Process logs (spdlog) on stderr.");
+        s.get("level", c.logging.level, "One of trace, debug, info, warn, error.");
+        s.get("format", c.logging.format, "text, or json for one JSON object per line.");
+        s.finish();
+        static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error"};
+        if (!s.describing() && !levels.count(c.logging.level)) {
+            root.errs().add(s.mark(), fmt::format("logging.level: unknown level '{}'", c.logging.level));
+        }
+        if (!s.describing() && c.logging.format != "text" && c.logging.format != "json") {
+            root.errs().add(s.mark(), "logging.format: must be text or json");
+        }
+    }
+    {
+        auto s = root.child("limits", "Segment API limits (documented by Segment); over a limit → 400.");
+        s.get("max_event_bytes", c.limits.max_event_bytes, "Largest single event.");
+        s.get("max_batch_bytes", c.limits.max_batch_bytes, "Largest batch request body.");
+        s.get("max_batch_events", c.limits.max_batch_events, "Most events in one batch.");
+        s.finish();
+    }
+    {
+        std::set<std::string> names, keys;
+        for (auto& s : root.list("sources", "Sources: each maps write keys to a named source.")) {
+            source_config src;
+            src.mark = s.mark();
+            s.require("name", src.name, "Source name, carried in every event's routing header.");
+            s.get_strings("write_keys", src.write_keys,
+                          "Write keys that authenticate as this source (secret; redacted in output).");
+            s.get_strings("allowed_origins", src.allowed_origins,
+                          "Browser origins allowed by CORS (exact, e.g. https://shop.example). "
+                          "\"*\" allows any origin without credentials.");
+            s.get("settings_api_host", src.settings_api_host,
+                  "apiHost returned by /v1/projects/{writeKey}/settings; default: the request's "
+                  "Host header plus /v1.");
+            s.finish();
+            if (s.describing()) continue;
+            if (!src.name.empty() && !names.insert(src.name).second) {
+                root.errs().add(src.mark, fmt::format("sources: duplicate source name '{}'", src.name));
+            }
+            if (src.write_keys.empty()) {
+                root.errs().add(src.mark, fmt::format("sources: source '{}' has no write_keys", src.name));
+            }
+            for (const auto& k : src.write_keys) {
+                if (k.empty()) root.errs().add(src.mark, "sources: empty write key");
+                if (!keys.insert(k).second) {
+                    root.errs().add(src.mark, fmt::format("sources: write key of source '{}' is used twice",
+                                                          src.name));
+                }
+            }
+            c.sources.push_back(std::move(src));
+        }
+    }
+    {
+        auto s = root.child("log", "The durable local event log.");
+        auto& v = c.log;
+        s.get("dir", v.dir, "Segment directory; default <data_dir>/log.");
+        s.get("segment_bytes", v.segment_bytes, "Size at which a new segment file starts.");
+        s.get("capacity_bytes", v.capacity_bytes,
+              "Most bytes the log may hold; when full, ingest answers 503 with Retry-After.");
+        s.get("durability", v.durability,
+              "fsync: one fdatasync per group commit before any 2xx (no acknowledged event is lost "
+              "on power loss); interval: 2xx after write(), fdatasync every fsync_interval (a power "
+              "loss can lose that window); none: never fsync (a power loss can lose anything the "
+              "OS had not written).");
+        s.get("fsync_interval", v.fsync_interval, "fdatasync period under durability: interval.");
+        s.get("retry_after", v.retry_after, "Retry-After sent with 503 when the log is full.");
+        s.finish();
+        if (!s.describing()) {
+            if (v.durability == "fsync") {
+                v.policy = durability_policy::fsync;
+            } else if (v.durability == "interval") {
+                v.policy = durability_policy::interval;
+            } else if (v.durability == "none") {
+                v.policy = durability_policy::none;
+            } else {
+                root.errs().add(s.mark(), fmt::format("log.durability: '{}' is not fsync, interval or none",
+                                                      v.durability));
+            }
+            if (v.segment_bytes.bytes < 4096) root.errs().add(s.mark(), "log.segment_bytes: at least 4096");
+            if (v.capacity_bytes.bytes < v.segment_bytes.bytes * 2) {
+                root.errs().add(s.mark(), "log.capacity_bytes: must be at least twice segment_bytes");
+            }
+        }
+    }
+    {
+        auto s = root.child("quarantine",
+                            "Where events that fail decoding or per-spec checks are kept, with the reason.");
+        s.get("path", c.quarantine.path, "Directory of quarantine NDJSON files; default <data_dir>/quarantine.");
+        s.get("rotate_bytes", c.quarantine.rotate_bytes, "Size at which a new quarantine file starts.");
+        s.finish();
+    }
+    {
+        std::set<std::string> names;
+        for (auto& s : root.list("destinations", "Destinations the log is delivered to.")) {
+            destination_config d;
+            d.mark = s.mark();
+            d.settings = s.node();
+            s.require("name", d.name, "Destination name; also its cursor's name, so keep it stable.");
+            s.require("type", d.type, "Destination type (file, ...).");
+            s.get("batch_max_events", d.batch_max_events, "Most events per delivery batch.");
+            s.get("batch_max_bytes", d.batch_max_bytes, "Most bytes per delivery batch.");
+            s.get("batch_max_wait", d.batch_max_wait,
+                  "How long a partial batch waits for more events before it is sent.");
+            s.get("retry_backoff_base", d.retry_backoff_base,
+                  "First retry delay; doubles per attempt, with full jitter.");
+            s.get("retry_backoff_max", d.retry_backoff_max, "Cap on the retry delay.");
+            if (s.describing()) continue;
+            if (!d.name.empty() && !names.insert(d.name).second) {
+                root.errs().add(d.mark, fmt::format("destinations: duplicate name '{}'", d.name));
+            }
+            for (char ch : d.name) {
+                if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-')) {
+                    root.errs().add(d.mark, fmt::format("destinations: name '{}' may only use letters, "
+                                                        "digits, '_' and '-'", d.name));
+                    break;
+                }
+            }
+            c.destinations.push_back(std::move(d));
+        }
+    }
+    root.finish();
+}
+
+namespace {
+
+config load_node(const YAML::Node& node, errors& errs) {
+    config c;
+    map_reader root(node, "", errs);
+    read_config(root, c);
+    return c;
+}
+
+}  // namespace
+
+config load_string(const std::string& yaml, errors& errs) {
+    try {
+        return load_node(YAML::Load(yaml), errs);
+    } catch (const YAML::Exception& e) {
+        errs.add(e.mark, e.msg);
+        return {};
+    }
+}
+
+config load_file(const std::string& path, errors& errs) {
+    std::ifstream in(path);
+    if (!in) {
+        errs.add(fmt::format("cannot open config file: {}", std::strerror(errno)));
+        return {};
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return load_string(ss.str(), errs);
+}
+
+std::string dump_redacted(const config& c) {
+    YAML::Emitter out;
+    out << YAML::BeginMap;
+    out << YAML::Key << "data_dir" << YAML::Value << c.data_dir;
+    out << YAML::Key << "server" << YAML::Value << YAML::BeginMap << YAML::Key << "listen"
+        << YAML::Value << c.server.listen << YAML::EndMap;
+    out << YAML::Key << "admin" << YAML::Value << YAML::BeginMap << YAML::Key << "listen"
+        << YAML::Value << c.admin.listen << YAML::EndMap;
+    out << YAML::Key << "sources" << YAML::Value << YAML::BeginSeq;
+    for (const auto& s : c.sources) {
+        out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << s.name;
+        out << YAML::Key << "write_keys" << YAML::Value << YAML::BeginSeq;
+        for (const auto& k : s.write_keys) {
+            out << (k.size() > 4 ? k.substr(0, 2) + "…(redacted)" : std::string("(redacted)"));
+        }
+        out << YAML::EndSeq << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+    out << YAML::Key << "log" << YAML::Value << YAML::BeginMap << YAML::Key << "dir" << YAML::Value
+        << c.log_dir().string() << YAML::Key << "durability" << YAML::Value << c.log.durability
+        << YAML::EndMap;
+    out << YAML::Key << "destinations" << YAML::Value << YAML::BeginSeq;
+    for (const auto& d : c.destinations) {
+        out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << d.name << YAML::Key << "type"
+            << YAML::Value << d.type << YAML::EndMap;
+    }
+    out << YAML::EndSeq << YAML::EndMap;
+    return out.c_str();
+}
+
+}  // namespace switchyard::config

@@ -1,0 +1,105 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/reader.h"
+#include "switchyard/log.h"
+
+namespace switchyard::config {
+
+struct server_config {
+    std::string listen = "0.0.0.0:8080";
+    int threads = 0;
+    std::uint64_t max_connections = 10000;
+    byte_size max_header_bytes{16 * 1024};
+    byte_size max_body_bytes{1024 * 1024};
+    duration header_timeout{10'000};
+    duration idle_timeout{75'000};
+    duration body_timeout{30'000};
+    duration write_timeout{10'000};
+    duration shutdown_grace{10'000};
+    std::vector<std::string> trusted_proxies;
+};
+
+struct admin_config {
+    std::string listen = "127.0.0.1:9090";
+};
+
+struct logging_config {
+    std::string level = "info";
+    std::string format = "text";
+};
+
+struct limits_config {
+    byte_size max_event_bytes{32 * 1024};
+    byte_size max_batch_bytes{500 * 1024};
+    std::uint64_t max_batch_events = 2500;
+};
+
+struct source_config {
+    std::string name;
+    std::vector<std::string> write_keys;
+    std::vector<std::string> allowed_origins;
+    std::string settings_api_host;
+    YAML::Mark mark;
+};
+
+struct log_config {
+    std::string dir;  // default <data_dir>/log
+    byte_size segment_bytes{64ULL << 20};
+    byte_size capacity_bytes{1ULL << 30};
+    std::string durability = "fsync";
+    duration fsync_interval{100};
+    duration retry_after{5000};
+    durability_policy policy = durability_policy::fsync;
+};
+
+struct destination_config {
+    std::string name;
+    std::string type;
+    std::uint64_t batch_max_events = 500;
+    byte_size batch_max_bytes{4ULL << 20};
+    duration batch_max_wait{200};
+    duration retry_backoff_base{100};
+    duration retry_backoff_max{30'000};
+    YAML::Node settings;  // the whole mapping; the destination's factory reads its own keys
+    YAML::Mark mark;
+};
+
+struct quarantine_config {
+    std::string path;  // default <data_dir>/quarantine
+    byte_size rotate_bytes{128ULL << 20};
+};
+
+struct config {
+    std::string data_dir = "./data";
+    server_config server;
+    admin_config admin;
+    logging_config logging;
+    limits_config limits;
+    std::vector<source_config> sources;
+    log_config log;
+    quarantine_config quarantine;
+    std::vector<destination_config> destinations;
+
+    std::filesystem::path log_dir() const;
+    std::filesystem::path quarantine_dir() const;
+};
+
+// Reads and validates a config file. Every problem goes to `errs` with its line:col; the result
+// is only meaningful when errs.empty(). Destination settings are validated by their factories
+// (see app/), which also report to `errs`.
+config load_file(const std::string& path, errors& errs);
+config load_string(const std::string& yaml, errors& errs);
+
+// Reads the top-level keys into `out`; with a catalog and a null node, documents them instead.
+void read_config(map_reader& root, config& out);
+
+// The config as YAML with secrets (write keys) redacted.
+std::string dump_redacted(const config& c);
+
+}  // namespace switchyard::config

@@ -1,0 +1,11 @@
+// The one list of built-in destinations. Adding a destination = one folder + one line here.
+#include "destinations/file/file_destination.h"
+#include "destinations/registry.h"
+
+namespace switchyard::destinations {
+
+void register_builtin(registry& r) {
+    r.add("file", &make_file_destination);
+}
+
+}  // namespace switchyard::destinations
