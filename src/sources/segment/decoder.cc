@@ -243,17 +243,27 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
         }
     }
 
-    // Timestamps. originalTimestamp is the device clock at the call (the SDK's `timestamp`, or
-    // `originalTimestamp` as RudderStack sends it); timestamp corrects device clock skew:
-    // receivedAt − (sentAt − originalTimestamp).
+    // Timestamps. originalTimestamp is the device clock at the call: the SDK's `timestamp`
+    // (Segment SDKs), or `originalTimestamp` (RudderStack SDKs). timestamp corrects device clock
+    // skew: receivedAt − (sentAt − originalTimestamp). When a client sends both
+    // `originalTimestamp` and `timestamp`, the explicit `timestamp` is the caller's event time
+    // (RudderStack's `timestamp` option, historical imports) and is kept as given.
     std::string_view orig_text = string_field(obj, "originalTimestamp");
-    if (orig_text.empty()) orig_text = string_field(obj, "timestamp");
+    std::string_view client_ts_text = string_field(obj, "timestamp");
+    std::optional<std::int64_t> explicit_ts;
+    if (orig_text.empty()) {
+        orig_text = client_ts_text;
+    } else if (!client_ts_text.empty()) {
+        explicit_ts = util::parse_iso8601_ms(client_ts_text);
+    }
     std::string_view sent_text = string_field(obj, "sentAt");
     if (sent_text.empty()) sent_text = batch_sent_at_;
     auto orig_ms = orig_text.empty() ? std::nullopt : util::parse_iso8601_ms(orig_text);
     auto sent_ms = sent_text.empty() ? std::nullopt : util::parse_iso8601_ms(sent_text);
     std::int64_t ts_ms = info.received_at_ms;
-    if (orig_ms && sent_ms) {
+    if (explicit_ts) {
+        ts_ms = *explicit_ts;
+    } else if (orig_ms && sent_ms) {
         ts_ms = info.received_at_ms - (*sent_ms - *orig_ms);
     } else if (orig_ms) {
         ts_ms = *orig_ms;
@@ -334,9 +344,16 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
     util::append_iso8601_ms(j, info.received_at_ms);
     j += "\"}";
 
+    // The limit is on the event as the client sent it (SDKs measure their own minified JSON);
+    // the fields the server adds (receivedAt, timestamp, context.ip, batch context) do not count.
     if (j.size() > limits_.max_event_bytes) {
-        return reject("event_too_large", fmt::format("event is {} bytes; the limit is {} bytes",
-                                                     j.size(), limits_.max_event_bytes));
+        sb_.clear();
+        sb_.append(obj);
+        std::size_t sent_size = sb_.str().size();
+        if (sent_size > limits_.max_event_bytes) {
+            return reject("event_too_large", fmt::format("event is {} bytes; the limit is {} bytes",
+                                                         sent_size, limits_.max_event_bytes));
+        }
     }
     out.events.push_back(std::move(ev));
     return true;
