@@ -1,0 +1,301 @@
+"""Helpers for end-to-end tests: start the real daemon on free loopback ports, talk HTTP to it,
+read what it wrote. Standard library only."""
+import base64
+import glob
+import gzip
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+BIN = os.environ.get("SWITCHYARD_BIN", os.path.join(os.path.dirname(__file__), "../../build/switchyard"))
+SOURCE_DIR = os.environ.get("SWITCHYARD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+WRITE_KEY = "test-key"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def basic(key=WRITE_KEY, colon=True):
+    raw = (key + ":") if colon else key
+    return "Basic " + base64.b64encode(raw.encode()).decode()
+
+
+class Daemon:
+    """A switchyard process with its own temp data dir. `extra` is YAML appended to the config;
+    `server`/`log`/`sources`/`destinations` override the default sections (YAML text)."""
+
+    def __init__(self, server="", log="", sources=None, destinations=None, extra="", data_dir=None):
+        self.tmp = tempfile.mkdtemp(prefix="switchyard-e2e-")
+        self.data = data_dir or os.path.join(self.tmp, "data")
+        self.port = free_port()
+        self.admin_port = free_port()
+        if sources is None:
+            sources = f"""
+  - name: web
+    write_keys: [{WRITE_KEY}]
+    allowed_origins: ["https://shop.example"]
+  - name: other
+    write_keys: [other-key]
+    allowed_origins: ["*"]
+"""
+        if destinations is None:
+            destinations = f"""
+  - name: out
+    type: file
+    path: {self.data}/out
+    batch_max_wait: 10ms
+"""
+        self.config_text = f"""
+data_dir: {self.data}
+server:
+  listen: 127.0.0.1:{self.port}
+{server}
+admin:
+  listen: 127.0.0.1:{self.admin_port}
+logging:
+  level: warn
+sources:{sources}
+log:
+  durability: fsync
+{log}
+destinations:{destinations}
+{extra}
+"""
+        self.config_path = os.path.join(self.tmp, "switchyard.yaml")
+        with open(self.config_path, "w") as f:
+            f.write(self.config_text)
+        self.proc = None
+        self.stderr_path = os.path.join(self.tmp, "stderr.txt")
+
+    def start(self, timeout=20):
+        self.stderr = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen([BIN, "run", "-c", self.config_path], stdout=self.stderr,
+                                     stderr=self.stderr, cwd=self.tmp)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("daemon exited early: " + self.log_text())
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("daemon did not become ready: " + self.log_text())
+
+    def log_text(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    # HTTP -----------------------------------------------------------------------------------
+    def request(self, method, path, body=None, headers=None, port=None, timeout=10):
+        """Returns (status, headers dict (lower-case keys), body bytes)."""
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=timeout)
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+        conn.close()
+        return r.status, hdrs, data
+
+    def post(self, path, body, auth=True, headers=None, **kw):
+        h = {"Content-Type": "application/json"}
+        if auth is True:
+            h["Authorization"] = basic()
+        elif isinstance(auth, str):
+            h["Authorization"] = auth
+        h.update(headers or {})
+        return self.request("POST", path, body, h, **kw)
+
+    def metrics(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    # Output ---------------------------------------------------------------------------------
+    def read_ndjson(self, subdir="out"):
+        events = []
+        for path in sorted(glob.glob(os.path.join(self.data, subdir, "*"))):
+            opener = gzip.open if path.endswith(".gz") else open
+            with opener(path, "rt") as f:
+                for line in f:
+                    line = line.strip()
+                    if line:
+                        events.append(json.loads(line))
+        return events
+
+    def wait_for_events(self, predicate, subdir="out", timeout=20):
+        """Polls the output until predicate(events) is true; returns the events."""
+        deadline = time.time() + timeout
+        events = []
+        while time.time() < deadline:
+            try:
+                events = self.read_ndjson(subdir)
+            except (OSError, ValueError, EOFError):
+                events = []
+            if predicate(events):
+                return events
+            time.sleep(0.05)
+        raise AssertionError(f"condition not met within {timeout}s; have {len(events)} events in {subdir}")
+
+    def quarantine(self):
+        return self.read_ndjson("quarantine")
+
+
+# Raw sockets, polling and process helpers (added for the bad-input / crash / shutdown tests) ----
+
+def wait_until(cond, timeout=10, interval=0.02, what="condition"):
+    """Polls cond() until it returns a truthy value, which is returned; AssertionError on timeout."""
+    deadline = time.time() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() >= deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        time.sleep(interval)
+
+
+def raw_connect(port, timeout=10):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_until_eof(sock, timeout=10):
+    """Reads until the peer closes (EOF or reset) or `timeout` passes.
+    Returns (data, closed): closed is False when the deadline passed with the connection open."""
+    deadline = time.time() + timeout
+    chunks = []
+    while True:
+        left = deadline - time.time()
+        if left <= 0:
+            return b"".join(chunks), False
+        sock.settimeout(left)
+        try:
+            b = sock.recv(65536)
+        except socket.timeout:
+            return b"".join(chunks), False
+        except (ConnectionResetError, BrokenPipeError):
+            return b"".join(chunks), True
+        if not b:
+            return b"".join(chunks), True
+        chunks.append(b)
+
+
+def raw_exchange(port, data, timeout=10, send_timeout=None):
+    """Sends `data` (bytes) on a new connection, then reads until the server closes.
+    Errors while sending (the server may answer and close early) are ignored.
+    Returns (bytes received, closed by server)."""
+    s = raw_connect(port, timeout=send_timeout or timeout)
+    try:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return read_until_eof(s, timeout)
+    finally:
+        s.close()
+
+
+def parse_http_responses(data):
+    """Splits raw bytes into HTTP/1.1 responses framed by Content-Length (1xx have no body).
+    Returns a list of (status, headers dict with lower-case keys, body bytes); a trailing partial
+    response is returned with the bytes that were there."""
+    out = []
+    rest = data
+    while rest:
+        head, sep, after = rest.partition(b"\r\n\r\n")
+        if not sep:
+            raise ValueError(f"incomplete response head: {rest[:200]!r}")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        status = int(parts[1])
+        hdrs = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        n = 0 if 100 <= status < 200 else int(hdrs.get("content-length", "0"))
+        out.append((status, hdrs, after[:n]))
+        rest = after[n:]
+    return out
+
+
+def proc_status_kib(pid, field="VmRSS"):
+    """A `kB` field of /proc/<pid>/status (VmRSS, VmHWM, ...), in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def metric_value(text, name, labels=None):
+    """Sum of the samples of metric `name` in Prometheus text; `labels` (dict) must all match.
+    Returns None when no sample matches."""
+    total = None
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        metric, _, lab = key.partition("{")
+        if metric != name:
+            continue
+        if labels:
+            have = dict(p.split("=", 1) for p in lab.rstrip("}").split(",") if "=" in p)
+            have = {k: v.strip('"') for k, v in have.items()}
+            if any(have.get(k) != str(v) for k, v in labels.items()):
+                continue
+        total = (total or 0.0) + float(value)
+    return total
+
+
+def track_event(message_id, user_id="u1", event="Test Event", **extra):
+    ev = {"type": "track", "userId": user_id, "event": event, "messageId": message_id}
+    ev.update(extra)
+    return ev
+
+
+def message_ids(events):
+    return {e.get("messageId") for e in events}
