@@ -12,7 +12,7 @@ void admin_handler::handle(request& req, const boost::asio::ip::address&, respon
         res.result(bhttp::status::method_not_allowed);
         res.set(bhttp::field::allow, "GET, HEAD");
         res.set(bhttp::field::content_type, "application/json");
-        res.body() = R"({"error":"method_not_allowed"})";
+        res.body() = R"({"error":"method_not_allowed","message":"use GET or HEAD"})";
     } else if (path == "/healthz") {
         res.set(bhttp::field::content_type, "application/json");
         res.body() = R"({"status":"ok"})";
@@ -27,9 +27,14 @@ void admin_handler::handle(request& req, const boost::asio::ip::address&, respon
     } else {
         res.result(bhttp::status::not_found);
         res.set(bhttp::field::content_type, "application/json");
-        res.body() = R"({"error":"not_found"})";
+        res.body() = R"({"error":"not_found","message":"admin paths are /healthz, /readyz and /metrics"})";
     }
     res.prepare_payload();
+    if (req.method() == bhttp::verb::head) {
+        // Same headers (including Content-Length) as GET, no body: anything after the head
+        // would be read as the start of the next response on a keep-alive connection.
+        res.body().clear();
+    }
     respond(std::move(res));
 }
 

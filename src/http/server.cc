@@ -182,6 +182,16 @@ asio::awaitable<void> run_session(tcp::socket socket, std::shared_ptr<server::st
                     lim.write_timeout);
                 co_return;
             }
+            if (ec == bhttp::error::body_limit) {
+                // A Content-Length above the cap is refused as soon as the headers are read,
+                // without waiting for the body.
+                co_await write_and_close(
+                    stream,
+                    make_error(413, "body_too_large",
+                               "request body exceeds " + std::to_string(lim.max_body_bytes) + " bytes"),
+                    lim.write_timeout);
+                co_return;
+            }
             if (ec == bhttp::error::header_limit) {
                 co_await write_and_close(
                     stream,
@@ -195,6 +205,9 @@ asio::awaitable<void> run_session(tcp::socket socket, std::shared_ptr<server::st
                 lim.write_timeout);
             co_return;
         }
+        // From the end of the headers until the response is written the request is in flight:
+        // a graceful stop lets it finish (body, handling, response) within the shutdown grace.
+        slot->busy = true;
         if (auto why = check_framing(parser.get()); why) {
             st->stats.protocol_errors.fetch_add(1, std::memory_order_relaxed);
             co_await write_and_close(stream, make_error(400, "bad_framing", *why), lim.write_timeout);
@@ -259,14 +272,13 @@ asio::awaitable<void> run_session(tcp::socket socket, std::shared_ptr<server::st
             }
         }
 
-        slot->busy = true;
         response res = co_await async_handle(*st->app, req, peer, asio::use_awaitable);
-        slot->busy = false;
         bool keep = req.keep_alive() && res.keep_alive() && !st->stopping.load(std::memory_order_relaxed);
         res.keep_alive(keep);
         res.version(req.version());
         stream.expires_after(lim.write_timeout);
         co_await bhttp::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+        slot->busy = false;
         if (ec || !keep) break;
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);

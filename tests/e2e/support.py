@@ -116,6 +116,8 @@ destinations:{destinations}
 
     def cleanup(self):
         self.stop()
+        if getattr(self, "stderr", None):
+            self.stderr.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self):
