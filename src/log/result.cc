@@ -5,9 +5,9 @@ namespace {
 
 class category final : public std::error_category {
   public:
-    const char* name() const noexcept override { return "switchyard"; }
+    [[nodiscard]] const char* name() const noexcept override { return "switchyard"; }
 
-    std::string message(int value) const override {
+    [[nodiscard]] std::string message(int value) const override {
         switch (static_cast<errc>(value)) {
             case errc::ok:
                 return "success";

@@ -189,8 +189,8 @@ class frame_reader {
         return status::record;
     }
 
-    std::uint64_t pos() const noexcept { return pos_; }
-    std::error_code error() const noexcept { return error_; }
+    [[nodiscard]] std::uint64_t pos() const noexcept { return pos_; }
+    [[nodiscard]] std::error_code error() const noexcept { return error_; }
 
   private:
     // Makes [pos_, pos_ + size) available in buf_; false on a read error or a short file.
