@@ -48,6 +48,10 @@ std::vector<std::unique_ptr<destination>> build_destinations(const config::confi
         const auto& d = cfg.destinations[i];
         config::map_reader settings(d.settings, fmt::format("destinations[{}]", i), errs);
         for (auto k : common_destination_keys) settings.consume(k);
+        if (d.type.empty()) {  // already reported as a missing required key
+            out.emplace_back();
+            continue;
+        }
         const auto* f = reg.find(d.type);
         if (f == nullptr) {
             std::string known;
@@ -93,7 +97,7 @@ void setup_logging(const config::logging_config& lc) {
 bool load(const std::string& path, config::config& out) {
     config::errors errs(path);
     out = config::load_file(path, errs);
-    if (errs.empty()) build_destinations(out, errs);
+    build_destinations(out, errs);  // their errors are reported together with the rest
     if (!errs.empty()) {
         for (const auto& e : errs.list()) std::cerr << e << '\n';
         std::cerr << errs.list().size() << " config error(s).\n";

@@ -26,16 +26,47 @@ metrics::metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                        0.05, 0.1, 0.25, 0.5, 1, 2.5});
 }
 
+namespace {
+
+// Label lookups in prometheus-cpp build a std::map and take the family's mutex. The data path
+// calls these per request, so each thread keeps the few counters it has used (a handful of
+// routes × statuses, sources, reasons) and scans them linearly.
+struct cached_counter {
+    const void* owner;
+    std::string key;
+    unsigned status;
+    prometheus::Counter* counter;
+};
+
+prometheus::Counter& cached(const void* owner, std::string_view key, unsigned status,
+                            const std::function<prometheus::Counter&()>& make) {
+    thread_local std::vector<cached_counter> cache;
+    for (auto& c : cache) {
+        if (c.owner == owner && c.status == status && c.key == key) return *c.counter;
+    }
+    auto& counter = make();
+    cache.push_back({owner, std::string(key), status, &counter});
+    return counter;
+}
+
+}  // namespace
+
 void metrics::count_request(std::string_view route, unsigned status) {
-    requests_->Add({{"route", std::string(route)}, {"status", std::to_string(status)}}).Increment();
+    cached(requests_, route, status, [&]() -> prometheus::Counter& {
+        return requests_->Add({{"route", std::string(route)}, {"status", std::to_string(status)}});
+    }).Increment();
 }
 
 void metrics::count_accepted(std::string_view source, double n) {
-    accepted_->Add({{"source", std::string(source)}}).Increment(n);
+    cached(accepted_, source, 0, [&]() -> prometheus::Counter& {
+        return accepted_->Add({{"source", std::string(source)}});
+    }).Increment(n);
 }
 
 void metrics::count_rejected(std::string_view reason, double n) {
-    rejected_->Add({{"reason", std::string(reason)}}).Increment(n);
+    cached(rejected_, reason, 0, [&]() -> prometheus::Counter& {
+        return rejected_->Add({{"reason", std::string(reason)}});
+    }).Increment(n);
 }
 
 prometheus::Family<prometheus::Gauge>& metrics::gauges(const std::string& name, const std::string& help) {

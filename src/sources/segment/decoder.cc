@@ -147,6 +147,14 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
         return false;
     };
 
+    if (batch_ && !info.write_key.empty()) {
+        std::string_view own_key = string_field(obj, "writeKey");
+        if (!own_key.empty() && own_key != info.write_key) {
+            return reject("write_key_mismatch",
+                          "event's writeKey differs from the key the request authenticated with");
+        }
+    }
+
     event ev;
     event_header& h = ev.header;
     h.kind = record_kind::event;

@@ -26,6 +26,9 @@ struct request_info {
     std::string_view source;
     std::int64_t received_at_ms = 0;
     std::string_view client_ip;  // empty: do not set context.ip
+    // The key the request authenticated with. An event in a batch carrying a different
+    // `writeKey` is rejected (write_key_mismatch) rather than attributed to the wrong source.
+    std::string_view write_key;
 };
 
 // One event that failed the per-spec checks. `code` is a stable, low-cardinality reason (for

@@ -173,13 +173,16 @@ handler::route handler::match(std::string_view path) {
     return {};
 }
 
-const source_entry* handler::authenticate(const http::request& req, std::string_view body_key) const {
+const source_entry* handler::authenticate(const http::request& req, std::string_view body_key,
+                                          std::string* used_key) const {
     std::string scratch;
     std::string_view key = basic_auth_key(req[bhttp::field::authorization], scratch);
     if (key.empty()) key = body_key;
     if (key.empty()) return nullptr;
     auto it = keys_.find(std::string(key));
-    return it == keys_.end() ? nullptr : &sources_[it->second];
+    if (it == keys_.end()) return nullptr;
+    if (used_key) *used_key = it->first;
+    return &sources_[it->second];
 }
 
 void handler::handle(http::request& req, const boost::asio::ip::address& peer, responder respond) {
@@ -208,6 +211,13 @@ void handler::handle(http::request& req, const boost::asio::ip::address& peer, r
         return;
     }
     if (r.id == route_id::settings) {
+        if (req.method() != bhttp::verb::get) {
+            metrics_.count_request(r.label, 405);
+            auto res = json_error(405, "method_not_allowed", "use GET for the settings route");
+            res.set(bhttp::field::allow, "GET");
+            respond(std::move(res));
+            return;
+        }
         handle_settings(req, r, respond);
         return;
     }
@@ -278,7 +288,9 @@ void handler::handle_events(http::request& req, const route& r, const std::strin
 
     auto err = dec.parse(req.body(), batch);
     // Authenticate before answering anything about the body's contents.
-    const source_entry* src = authenticate(req, err ? std::string_view{} : dec.body_write_key());
+    std::string used_key;
+    const source_entry* src =
+        authenticate(req, err ? std::string_view{} : dec.body_write_key(), &used_key);
     if (src == nullptr) {
         metrics_.count_request(r.label, 401);
         auto res = json_error(401, "unauthorized",
@@ -303,6 +315,7 @@ void handler::handle_events(http::request& req, const route& r, const std::strin
     info.source = src->name;
     info.received_at_ms = util::now_ms();
     info.client_ip = ip;
+    info.write_key = used_key;
     out.clear();
     dec.decode(info, out);
     append_and_answer(src, r.label, origin, out, !batch, false, respond);

@@ -61,7 +61,10 @@ private:
                            std::string_view origin, decoded& d, bool single, bool pixel,
                            responder& respond);
 
-    const source_entry* authenticate(const http::request& req, std::string_view body_key) const;
+    // The source of the request's write key (Basic auth first, then the body's); null when
+    // missing or unknown. `used_key` receives the key that matched.
+    const source_entry* authenticate(const http::request& req, std::string_view body_key,
+                                     std::string* used_key = nullptr) const;
 
     handler_options opts_;
     std::vector<source_entry> sources_;

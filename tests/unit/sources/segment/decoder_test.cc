@@ -296,3 +296,24 @@ TEST(SegmentDecoder, ExplicitTimestampBesideOriginalTimestampIsKept) {
 
 }  // namespace
 }  // namespace switchyard::sources::segment
+
+namespace switchyard::sources::segment {
+namespace {
+
+TEST(SegmentDecoder, BatchEventWithAnotherWriteKeyIsRejected) {
+    decoder d({});
+    ASSERT_FALSE(d.parse(R"({"batch":[{"type":"identify","userId":"u","writeKey":"k1"},
+        {"type":"identify","userId":"v","writeKey":"k2"},{"type":"identify","userId":"w"}]})",
+                         true));
+    decoded out;
+    request_info info = batch_info();
+    info.write_key = "k1";
+    d.decode(info, out);
+    ASSERT_EQ(out.events.size(), 2u);
+    ASSERT_EQ(out.rejected.size(), 1u);
+    EXPECT_EQ(out.rejected[0].index, 1u);
+    EXPECT_EQ(out.rejected[0].code, "write_key_mismatch");
+}
+
+}  // namespace
+}  // namespace switchyard::sources::segment
