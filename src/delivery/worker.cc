@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <stdexcept>
 #include <sys/stat.h>
@@ -69,8 +68,12 @@ struct worker::batch {
         items.clear();
         bytes = 0;
     }
-    std::uint64_t first_offset() const { return records.empty() ? next : records.front().offset; }
-    std::uint64_t last_offset() const { return records.empty() ? next : records.back().offset; }
+    [[nodiscard]] std::uint64_t first_offset() const {
+        return records.empty() ? next : records.front().offset;
+    }
+    [[nodiscard]] std::uint64_t last_offset() const {
+        return records.empty() ? next : records.back().offset;
+    }
 };
 
 worker::worker(worker_options options, event_log& log, log::cursor_store& cursors,
@@ -215,7 +218,7 @@ bool worker::collect(std::stop_token& st, batch& b) {
             spdlog::error("Destination {}: {}.", opts_.name, e);
             set_error(std::move(e));
             if (!b.records.empty() || b.next > from) break;  // deliver what was read
-            wait_until(st, std::chrono::steady_clock::now() + opts_.backoff_max);
+            wait_until(st, std::chrono::steady_clock::now() + backoff_.next());
             return false;
         }
         const bool progressed = *r > b.next;
@@ -231,7 +234,12 @@ bool worker::collect(std::stop_token& st, batch& b) {
         if (log_.wait_for(b.next, batch_deadline) <= b.next) break;  // timed out or closed
     }
     if (st.stop_requested()) return false;  // not in flight yet: the next start reads it again
-    return b.next > from;
+    if (b.next == from) {
+        // The log announced records it then did not return; don't spin on it.
+        wait_until(st, idle_deadline);
+        return false;
+    }
+    return true;
 }
 
 void worker::decode(batch& b) {
@@ -319,9 +327,9 @@ std::error_code worker::write_dead_letters(const batch& b, const std::string& re
 
     std::string buf;
     for (const auto& item : b.items) {
-        buf += fmt::format("{{\"offset\":{},\"reason\":", item.offset);
+        buf += fmt::format(R"({{"offset":{},"reason":)", item.offset);
         append_json_string(buf, reason);
-        buf += ",\"event\":";
+        buf += R"(,"event":)";
         const std::size_t start = buf.size();
         buf.append(item.event.json);
         // Raw newlines are only legal between JSON tokens: a space keeps one object per line.
@@ -354,7 +362,7 @@ std::error_code worker::write_dead_letters(const batch& b, const std::string& re
         // Cut a partial append off so the retry does not leave a torn line in the middle.
         if (::ftruncate(fd, size_before) != 0) {
             spdlog::warn("Destination {} cannot truncate {} after a failed write: {}.", opts_.name,
-                         file.string(), std::strerror(errno));
+                         file.string(), last_errno().message());
         }
     } else if (size_before == 0) {
         // A new file: make its directory entry durable too.

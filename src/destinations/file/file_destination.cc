@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -180,7 +179,7 @@ void file_destination::abandon_file() {
     // that batch does not leave a torn line (or a broken deflate stream) in the middle of a file.
     if (::ftruncate(fd_, static_cast<off_t>(committed_bytes_)) != 0) {
         spdlog::warn("File destination cannot truncate {} after a failed write: {}.",
-                     path_.string(), std::strerror(errno));
+                     path_.string(), last_errno().message());
     }
     bool remove = committed_bytes_ == 0;
     if (!remove && opts_.gzip) {
