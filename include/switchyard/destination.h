@@ -1,12 +1,12 @@
 #pragma once
 
+#include "switchyard/event.h"
+
 #include <chrono>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include "switchyard/event.h"
 
 namespace switchyard {
 
@@ -18,7 +18,7 @@ enum class send_status {
 
 struct send_outcome {
     send_status status = send_status::delivered;
-    std::string reason;                       // human-readable, for logs and dead letters
+    std::string reason;                        // human-readable, for logs and dead letters
     std::chrono::milliseconds retry_after{0};  // the target's hint, 0 when none
 
     static send_outcome ok() { return {}; }
@@ -40,7 +40,7 @@ struct delivery_item {
 // delivery engine. Lifecycle: built from config at start, then used only by its own delivery
 // worker thread until close().
 class destination {
-public:
+  public:
     virtual ~destination() = default;
 
     // Delivers `batch` in order. Returns delivered only once the batch is durable at the target.

@@ -1,10 +1,10 @@
 #pragma once
 
+#include "switchyard/result.h"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
-
-#include "switchyard/result.h"
 
 namespace switchyard {
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "switchyard/result.h"
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -8,15 +10,13 @@
 #include <system_error>
 #include <vector>
 
-#include "switchyard/result.h"
-
 namespace switchyard {
 
 // Records framed by the producing thread, so CRCs are computed on the I/O threads and the log's
 // writer only copies bytes. Frame layout (little endian):
 //   u32 payload_length | u32 crc32c(payload) | payload
 class record_batch {
-public:
+  public:
     void add(std::string_view payload);
     std::size_t count() const noexcept { return count_; }
     std::size_t bytes() const noexcept { return data_.size(); }
@@ -27,7 +27,7 @@ public:
         count_ = 0;
     }
 
-private:
+  private:
     std::string data_;
     std::size_t count_ = 0;
 };
@@ -55,7 +55,7 @@ struct log_stats {
 // The durable event log. Appends come from many I/O threads; reads come from delivery workers,
 // each reading its own position. Implementations: log/local (segment files), later log/kafka.
 class event_log {
-public:
+  public:
     // Called exactly once per accepted append, from the log's writer thread: ec is empty when
     // the batch is durable under the configured policy; first_offset is its first record's offset.
     using append_handler = std::function<void(std::error_code ec, std::uint64_t first_offset)>;

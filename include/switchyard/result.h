@@ -29,10 +29,10 @@ inline std::error_code make_error_code(errc e) noexcept {
 // A value or an error code. Small on purpose: the data path only needs has_value/value/error.
 template <class T>
 class result {
-public:
-    result(T value) : v_(std::move(value)) {}                  // NOLINT(google-explicit-constructor)
-    result(std::error_code ec) : v_(ec) { assert(ec); }        // NOLINT(google-explicit-constructor)
-    result(errc e) : v_(make_error_code(e)) {}                 // NOLINT(google-explicit-constructor)
+  public:
+    result(T value) : v_(std::move(value)) {}            // NOLINT(google-explicit-constructor)
+    result(std::error_code ec) : v_(ec) { assert(ec); }  // NOLINT(google-explicit-constructor)
+    result(errc e) : v_(make_error_code(e)) {}           // NOLINT(google-explicit-constructor)
 
     bool has_value() const noexcept { return v_.index() == 0; }
     explicit operator bool() const noexcept { return has_value(); }
@@ -46,7 +46,7 @@ public:
         return has_value() ? std::error_code{} : std::get<1>(v_);
     }
 
-private:
+  private:
     std::variant<T, std::error_code> v_;
 };
 

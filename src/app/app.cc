@@ -1,20 +1,5 @@
 #include "app/app.h"
 
-#include <pthread.h>
-#include <signal.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <iostream>
-#include <map>
-#include <memory>
-#include <thread>
-
-#include <fmt/format.h>
-#include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include "delivery/worker.h"
 #include "destinations/file/file_destination.h"
 #include "destinations/registry.h"
@@ -27,20 +12,38 @@
 #include "telemetry/metrics.h"
 #include "util/json.h"
 
+#include <fmt/format.h>
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <pthread.h>
+#include <signal.h>
+#include <thread>
+#include <unistd.h>
+
 namespace switchyard::app {
 
 namespace {
 
 // Keys every destination has, read by the core (config.cc) before its factory runs.
-constexpr std::string_view common_destination_keys[] = {
-    "name", "type", "batch_max_events", "batch_max_bytes", "batch_max_wait",
-    "retry_backoff_base", "retry_backoff_max"};
+constexpr std::string_view common_destination_keys[] = {"name",
+                                                        "type",
+                                                        "batch_max_events",
+                                                        "batch_max_bytes",
+                                                        "batch_max_wait",
+                                                        "retry_backoff_base",
+                                                        "retry_backoff_max"};
 
 constexpr std::string_view quarantine_worker = "_quarantine";
 
 // Builds every configured destination; errors go to `errs`.
 std::vector<std::unique_ptr<destination>> build_destinations(const config::config& cfg,
-                                                              config::errors& errs) {
+                                                             config::errors& errs) {
     destinations::registry reg;
     destinations::register_builtin(reg);
     std::vector<std::unique_ptr<destination>> out;
@@ -56,7 +59,8 @@ std::vector<std::unique_ptr<destination>> build_destinations(const config::confi
         if (f == nullptr) {
             std::string known;
             for (const auto& [name, _] : reg.all()) known += (known.empty() ? "" : ", ") + name;
-            errs.add(d.mark, fmt::format("destinations[{}]: unknown type '{}' (known: {})", i, d.type, known));
+            errs.add(d.mark, fmt::format("destinations[{}]: unknown type '{}' (known: {})", i,
+                                         d.type, known));
             out.emplace_back();
             continue;
         }
@@ -67,8 +71,9 @@ std::vector<std::unique_ptr<destination>> build_destinations(const config::confi
 }
 
 class json_msg_flag final : public spdlog::custom_flag_formatter {
-public:
-    void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+  public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&,
+                spdlog::memory_buf_t& dest) override {
         std::string s;
         util::append_json_string(s, std::string_view(msg.payload.data(), msg.payload.size()));
         dest.append(s.data(), s.data() + s.size());
@@ -123,7 +128,8 @@ std::string config_docs() {
     destinations::registry reg;
     destinations::register_builtin(reg);
     for (const auto& [type, f] : reg.all()) {
-        config::map_reader settings(YAML::Node(), fmt::format("destinations[type={}]", type), errs, &cat);
+        config::map_reader settings(YAML::Node(), fmt::format("destinations[type={}]", type), errs,
+                                    &cat);
         destinations::destination_context ctx{"<name>", "<data_dir>"};
         f(settings, ctx);
     }
@@ -133,12 +139,14 @@ std::string config_docs() {
         "Switchyard reads one YAML file (`switchyard run -c FILE`). Unknown keys are errors; "
         "`switchyard check -c FILE` reports every error with its line and column. Any scalar may "
         "use `${VAR}` or `${VAR:-default}` to read the environment. Durations are written "
-        "`250ms`, `10s`, `5m`, `1h`; byte sizes `1048576`, `512KiB`, `64MiB`, `1GiB` (or `KB`/`MB`/`GB` "
+        "`250ms`, `10s`, `5m`, `1h`; byte sizes `1048576`, `512KiB`, `64MiB`, `1GiB` (or "
+        "`KB`/`MB`/`GB` "
         "in powers of 1000).\n\n"
         "| key | type | default | description |\n|---|---|---|---|\n";
     for (const auto& k : cat.keys()) {
-        out += fmt::format("| `{}` | {} | {} | {} |\n", k.path, k.type,
-                           k.default_value.empty() ? "" : "`" + k.default_value + "`", k.description);
+        out +=
+            fmt::format("| `{}` | {} | {} | {} |\n", k.path, k.type,
+                        k.default_value.empty() ? "" : "`" + k.default_value + "`", k.description);
     }
     return out;
 }
@@ -213,7 +221,8 @@ int run(const config::config& cfg) {
         wo.backoff_max = d.retry_backoff_max;
         wo.dead_letter_dir = dead_letter_dir;
         names.push_back(d.name);
-        workers.push_back(std::make_unique<delivery::worker>(wo, *event_log, cursors, std::move(dests[i]), on_commit));
+        workers.push_back(std::make_unique<delivery::worker>(wo, *event_log, cursors,
+                                                             std::move(dests[i]), on_commit));
     }
     {
         destinations::file_destination_options qo;
@@ -226,12 +235,15 @@ int run(const config::config& cfg) {
         wo.dead_letter_dir = dead_letter_dir;
         names.push_back(wo.name);
         workers.push_back(std::make_unique<delivery::worker>(
-            wo, *event_log, cursors, std::make_unique<destinations::file_destination>(qo), on_commit));
+            wo, *event_log, cursors, std::make_unique<destinations::file_destination>(qo),
+            on_commit));
     }
     // Forget cursors of destinations no longer configured, so they do not pin retention.
     for (const auto& [n, off] : cursors.snapshot()) {
         if (std::find(names.begin(), names.end(), n) == names.end()) {
-            spdlog::warn("Destination {} is no longer configured; its cursor at offset {} is removed.", n, off);
+            spdlog::warn(
+                "Destination {} is no longer configured; its cursor at offset {} is removed.", n,
+                off);
             cursors.remove(n);
         }
     }
@@ -239,19 +251,41 @@ int run(const config::config& cfg) {
 
     // Metrics polled at scrape time.
     {
-        auto& g_bytes = metrics.gauges("switchyard_log_bytes", "Bytes held by the event log.").Add({});
-        auto& g_cap = metrics.gauges("switchyard_log_capacity_bytes", "Capacity of the event log.").Add({});
-        auto& g_segments = metrics.gauges("switchyard_log_segments", "Segment files of the event log.").Add({});
-        auto& g_end = metrics.gauges("switchyard_log_end_offset", "Next offset of the event log.").Add({});
-        auto& c_bytes = metrics.counters("switchyard_log_appended_bytes_total", "Bytes appended to the log.").Add({});
-        auto& c_records = metrics.counters("switchyard_log_appended_records_total", "Records appended to the log.").Add({});
-        auto& c_full = metrics.counters("switchyard_log_full_refusals_total", "Appends refused because the log was full.").Add({});
-        auto& c_corrupt = metrics.counters("switchyard_log_corrupt_records_total", "Corrupt records found in the log.").Add({});
-        auto& lag = metrics.gauges("switchyard_destination_lag_events", "Events in the log not yet delivered, by destination.");
-        auto& delivered = metrics.gauges("switchyard_destination_delivered_events", "Events delivered since start, by destination.");
-        auto& rejected = metrics.gauges("switchyard_destination_dead_lettered_events", "Events written to the dead-letter store since start, by destination.");
-        auto& retries = metrics.gauges("switchyard_destination_retries", "Send attempts answered with retry since start, by destination.");
-        auto& healthy = metrics.gauges("switchyard_destination_healthy", "1 when the destination's last send succeeded.");
+        auto& g_bytes =
+            metrics.gauges("switchyard_log_bytes", "Bytes held by the event log.").Add({});
+        auto& g_cap =
+            metrics.gauges("switchyard_log_capacity_bytes", "Capacity of the event log.").Add({});
+        auto& g_segments =
+            metrics.gauges("switchyard_log_segments", "Segment files of the event log.").Add({});
+        auto& g_end =
+            metrics.gauges("switchyard_log_end_offset", "Next offset of the event log.").Add({});
+        auto& c_bytes =
+            metrics.counters("switchyard_log_appended_bytes_total", "Bytes appended to the log.")
+                .Add({});
+        auto& c_records =
+            metrics
+                .counters("switchyard_log_appended_records_total", "Records appended to the log.")
+                .Add({});
+        auto& c_full = metrics
+                           .counters("switchyard_log_full_refusals_total",
+                                     "Appends refused because the log was full.")
+                           .Add({});
+        auto& c_corrupt = metrics
+                              .counters("switchyard_log_corrupt_records_total",
+                                        "Corrupt records found in the log.")
+                              .Add({});
+        auto& lag = metrics.gauges("switchyard_destination_lag_events",
+                                   "Events in the log not yet delivered, by destination.");
+        auto& delivered = metrics.gauges("switchyard_destination_delivered_events",
+                                         "Events delivered since start, by destination.");
+        auto& rejected =
+            metrics.gauges("switchyard_destination_dead_lettered_events",
+                           "Events written to the dead-letter store since start, by destination.");
+        auto& retries =
+            metrics.gauges("switchyard_destination_retries",
+                           "Send attempts answered with retry since start, by destination.");
+        auto& healthy = metrics.gauges("switchyard_destination_healthy",
+                                       "1 when the destination's last send succeeded.");
         metrics.on_scrape([&, last = log_stats{}]() mutable {
             auto s = event_log->stats();
             g_bytes.Set(static_cast<double>(s.bytes));
@@ -282,7 +316,8 @@ int run(const config::config& cfg) {
     ho.event_limits.max_batch_events = cfg.limits.max_batch_events;
     ho.retry_after = std::chrono::duration_cast<std::chrono::seconds>(cfg.log.retry_after);
     if (ho.retry_after.count() < 1) ho.retry_after = std::chrono::seconds(1);
-    for (const auto& p : cfg.server.trusted_proxies) ho.trusted_proxies.push_back(*http::parse_cidr(p));
+    for (const auto& p : cfg.server.trusted_proxies)
+        ho.trusted_proxies.push_back(*http::parse_cidr(p));
     std::vector<sources::segment::source_entry> sources;
     std::unordered_map<std::string, std::size_t> keys;
     for (const auto& s : cfg.sources) {
@@ -294,8 +329,9 @@ int run(const config::config& cfg) {
     std::atomic<bool> stopping{false};
     http::admin_handler admin(metrics, [&] { return !stopping.load(); });
 
-    std::size_t threads = cfg.server.threads > 0 ? static_cast<std::size_t>(cfg.server.threads)
-                                                 : std::max(1u, std::thread::hardware_concurrency());
+    std::size_t threads = cfg.server.threads > 0
+                              ? static_cast<std::size_t>(cfg.server.threads)
+                              : std::max(1u, std::thread::hardware_concurrency());
     http::io_pool pool(threads);
     http::server_limits lim;
     lim.max_header_bytes = cfg.server.max_header_bytes.bytes;
@@ -310,9 +346,19 @@ int run(const config::config& cfg) {
     admin_lim.max_connections = 64;
     http::server admin_server(pool, "admin", admin_lim, admin, false);
     {
-        auto& conns = metrics.gauges("switchyard_http_connections", "Open connections on the public listener.").Add({});
-        auto& refused = metrics.gauges("switchyard_http_connections_refused", "Connections refused over max_connections since start.").Add({});
-        auto& perr = metrics.gauges("switchyard_http_protocol_errors", "Requests refused for framing, parse, size or deadline errors since start.").Add({});
+        auto& conns =
+            metrics
+                .gauges("switchyard_http_connections", "Open connections on the public listener.")
+                .Add({});
+        auto& refused = metrics
+                            .gauges("switchyard_http_connections_refused",
+                                    "Connections refused over max_connections since start.")
+                            .Add({});
+        auto& perr =
+            metrics
+                .gauges("switchyard_http_protocol_errors",
+                        "Requests refused for framing, parse, size or deadline errors since start.")
+                .Add({});
         metrics.on_scrape([&] {
             conns.Set(static_cast<double>(public_server.stats().connections_active.load()));
             refused.Set(static_cast<double>(public_server.stats().connections_refused.load()));
@@ -333,13 +379,16 @@ int run(const config::config& cfg) {
         return 1;
     }
     pool.run();
-    spdlog::info("Switchyard {} listening on {} (port {}), admin on {} (port {}), {} I/O threads, log in {}.",
-                 SWITCHYARD_VERSION, cfg.server.listen, public_server.port(), cfg.admin.listen,
-                 admin_server.port(), threads, cfg.log_dir().string());
+    spdlog::info(
+        "Switchyard {} listening on {} (port {}), admin on {} (port {}), {} I/O threads, log in "
+        "{}.",
+        SWITCHYARD_VERSION, cfg.server.listen, public_server.port(), cfg.admin.listen,
+        admin_server.port(), threads, cfg.log_dir().string());
 
     int sig = 0;
     sigwait(&sigs, &sig);
-    spdlog::info("Received signal {}; stopping: no new connections, finishing requests in flight.", sig);
+    spdlog::info("Received signal {}; stopping: no new connections, finishing requests in flight.",
+                 sig);
     stopping = true;
     // A second signal forces exit.
     std::thread([sigs] {
@@ -352,7 +401,8 @@ int run(const config::config& cfg) {
     public_server.stop_accepting();
     auto deadline = std::chrono::steady_clock::now() + cfg.server.shutdown_grace;
     while (public_server.active_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a counter, not synchronising data
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(20));  // polling a counter, not synchronising data
     }
     if (public_server.active_connections() > 0) {
         spdlog::warn("{} connections still open after the shutdown grace period; closing them.",

@@ -1,8 +1,8 @@
-#include <iostream>
+#include "app/app.h"
 
 #include <CLI/CLI.hpp>
 
-#include "app/app.h"
+#include <iostream>
 
 int main(int argc, char** argv) {
     CLI::App cli{"Switchyard: a self-hosted clickstream collector and event router."};
@@ -14,11 +14,13 @@ int main(int argc, char** argv) {
     run->add_option("-c,--config", config_path, "Config file (YAML).")->capture_default_str();
 
     bool print = false;
-    auto* check = cli.add_subcommand("check", "Validate a config file; print every error with line:col.");
+    auto* check =
+        cli.add_subcommand("check", "Validate a config file; print every error with line:col.");
     check->add_option("-c,--config", config_path, "Config file (YAML).")->capture_default_str();
     check->add_flag("--print", print, "Print the effective config with secrets redacted.");
 
-    auto* docs = cli.add_subcommand("config-docs", "Print the Markdown reference of every config key.");
+    auto* docs =
+        cli.add_subcommand("config-docs", "Print the Markdown reference of every config key.");
 
     CLI11_PARSE(cli, argc, argv);
 

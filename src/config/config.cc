@@ -1,17 +1,18 @@
 #include "config/config.h"
 
+#include "http/net.h"
+
+#include <fmt/format.h>
+
 #include <fstream>
 #include <set>
 #include <sstream>
 
-#include <fmt/format.h>
-
-#include "http/net.h"
-
 namespace switchyard::config {
 
 std::filesystem::path config::log_dir() const {
-    return log.dir.empty() ? std::filesystem::path(data_dir) / "log" : std::filesystem::path(log.dir);
+    return log.dir.empty() ? std::filesystem::path(data_dir) / "log"
+                           : std::filesystem::path(log.dir);
 }
 
 std::filesystem::path config::quarantine_dir() const {
@@ -20,8 +21,9 @@ std::filesystem::path config::quarantine_dir() const {
 }
 
 void read_config(map_reader& root, config& c) {
-    root.get("data_dir", c.data_dir,
-             "Directory for the event log, cursors, quarantine and file outputs. Created if missing.");
+    root.get(
+        "data_dir", c.data_dir,
+        "Directory for the event log, cursors, quarantine and file outputs. Created if missing.");
     {
         auto s = root.child("server", "Public HTTP listener (the SDK-facing API).");
         auto& v = c.server;
@@ -52,11 +54,13 @@ void read_config(map_reader& root, config& c) {
             std::string host;
             unsigned short port = 0;
             if (!http::split_host_port(v.listen, host, port)) {
-                root.errs().add(s.mark(), fmt::format("server.listen: '{}' is not host:port", v.listen));
+                root.errs().add(s.mark(),
+                                fmt::format("server.listen: '{}' is not host:port", v.listen));
             }
             for (const auto& p : v.trusted_proxies) {
                 if (!http::parse_cidr(p)) {
-                    root.errs().add(s.mark(), fmt::format("server.trusted_proxies: '{}' is not a CIDR", p));
+                    root.errs().add(s.mark(),
+                                    fmt::format("server.trusted_proxies: '{}' is not a CIDR", p));
                 }
             }
             if (v.threads < 0) root.errs().add(s.mark(), "server.threads: must be 0 or more");
@@ -70,7 +74,8 @@ void read_config(map_reader& root, config& c) {
         std::string host;
         unsigned short port = 0;
         if (!s.describing() && !http::split_host_port(c.admin.listen, host, port)) {
-            root.errs().add(s.mark(), fmt::format("admin.listen: '{}' is not host:port", c.admin.listen));
+            root.errs().add(s.mark(),
+                            fmt::format("admin.listen: '{}' is not host:port", c.admin.listen));
         }
     }
     {
@@ -80,14 +85,16 @@ void read_config(map_reader& root, config& c) {
         s.finish();
         static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error"};
         if (!s.describing() && !levels.count(c.logging.level)) {
-            root.errs().add(s.mark(), fmt::format("logging.level: unknown level '{}'", c.logging.level));
+            root.errs().add(s.mark(),
+                            fmt::format("logging.level: unknown level '{}'", c.logging.level));
         }
         if (!s.describing() && c.logging.format != "text" && c.logging.format != "json") {
             root.errs().add(s.mark(), "logging.format: must be text or json");
         }
     }
     {
-        auto s = root.child("limits", "Segment API limits (documented by Segment); over a limit → 400.");
+        auto s =
+            root.child("limits", "Segment API limits (documented by Segment); over a limit → 400.");
         s.get("max_event_bytes", c.limits.max_event_bytes, "Largest single event.");
         s.get("max_batch_bytes", c.limits.max_batch_bytes, "Largest batch request body.");
         s.get("max_batch_events", c.limits.max_batch_events, "Most events in one batch.");
@@ -99,8 +106,9 @@ void read_config(map_reader& root, config& c) {
             source_config src;
             src.mark = s.mark();
             s.require("name", src.name, "Source name, carried in every event's routing header.");
-            s.get_strings("write_keys", src.write_keys,
-                          "Write keys that authenticate as this source (secret; redacted in output).");
+            s.get_strings(
+                "write_keys", src.write_keys,
+                "Write keys that authenticate as this source (secret; redacted in output).");
             s.get_strings("allowed_origins", src.allowed_origins,
                           "Browser origins allowed by CORS (exact, e.g. https://shop.example). "
                           "\"*\" allows any origin without credentials.");
@@ -110,16 +118,19 @@ void read_config(map_reader& root, config& c) {
             s.finish();
             if (s.describing()) continue;
             if (!src.name.empty() && !names.insert(src.name).second) {
-                root.errs().add(src.mark, fmt::format("sources: duplicate source name '{}'", src.name));
+                root.errs().add(src.mark,
+                                fmt::format("sources: duplicate source name '{}'", src.name));
             }
             if (src.write_keys.empty()) {
-                root.errs().add(src.mark, fmt::format("sources: source '{}' has no write_keys", src.name));
+                root.errs().add(src.mark,
+                                fmt::format("sources: source '{}' has no write_keys", src.name));
             }
             for (const auto& k : src.write_keys) {
                 if (k.empty()) root.errs().add(src.mark, "sources: empty write key");
                 if (!keys.insert(k).second) {
-                    root.errs().add(src.mark, fmt::format("sources: write key of source '{}' is used twice",
-                                                          src.name));
+                    root.errs().add(
+                        src.mark,
+                        fmt::format("sources: write key of source '{}' is used twice", src.name));
                 }
             }
             c.sources.push_back(std::move(src));
@@ -132,11 +143,12 @@ void read_config(map_reader& root, config& c) {
         s.get("segment_bytes", v.segment_bytes, "Size at which a new segment file starts.");
         s.get("capacity_bytes", v.capacity_bytes,
               "Most bytes the log may hold; when full, ingest answers 503 with Retry-After.");
-        s.get("durability", v.durability,
-              "fsync: one fdatasync per group commit before any 2xx (no acknowledged event is lost "
-              "on power loss); interval: 2xx after write(), fdatasync every fsync_interval (a power "
-              "loss can lose that window); none: never fsync (a power loss can lose anything the "
-              "OS had not written).");
+        s.get(
+            "durability", v.durability,
+            "fsync: one fdatasync per group commit before any 2xx (no acknowledged event is lost "
+            "on power loss); interval: 2xx after write(), fdatasync every fsync_interval (a power "
+            "loss can lose that window); none: never fsync (a power loss can lose anything the "
+            "OS had not written).");
         s.get("fsync_interval", v.fsync_interval, "fdatasync period under durability: interval.");
         s.get("retry_after", v.retry_after, "Retry-After sent with 503 when the log is full.");
         s.finish();
@@ -148,20 +160,26 @@ void read_config(map_reader& root, config& c) {
             } else if (v.durability == "none") {
                 v.policy = durability_policy::none;
             } else {
-                root.errs().add(s.mark(), fmt::format("log.durability: '{}' is not fsync, interval or none",
-                                                      v.durability));
+                root.errs().add(s.mark(),
+                                fmt::format("log.durability: '{}' is not fsync, interval or none",
+                                            v.durability));
             }
-            if (v.segment_bytes.bytes < 4096) root.errs().add(s.mark(), "log.segment_bytes: at least 4096");
+            if (v.segment_bytes.bytes < 4096)
+                root.errs().add(s.mark(), "log.segment_bytes: at least 4096");
             if (v.capacity_bytes.bytes < v.segment_bytes.bytes * 2) {
-                root.errs().add(s.mark(), "log.capacity_bytes: must be at least twice segment_bytes");
+                root.errs().add(s.mark(),
+                                "log.capacity_bytes: must be at least twice segment_bytes");
             }
         }
     }
     {
-        auto s = root.child("quarantine",
-                            "Where events that fail decoding or per-spec checks are kept, with the reason.");
-        s.get("path", c.quarantine.path, "Directory of quarantine NDJSON files; default <data_dir>/quarantine.");
-        s.get("rotate_bytes", c.quarantine.rotate_bytes, "Size at which a new quarantine file starts.");
+        auto s = root.child(
+            "quarantine",
+            "Where events that fail decoding or per-spec checks are kept, with the reason.");
+        s.get("path", c.quarantine.path,
+              "Directory of quarantine NDJSON files; default <data_dir>/quarantine.");
+        s.get("rotate_bytes", c.quarantine.rotate_bytes,
+              "Size at which a new quarantine file starts.");
         s.finish();
     }
     {
@@ -170,7 +188,8 @@ void read_config(map_reader& root, config& c) {
             destination_config d;
             d.mark = s.mark();
             d.settings = s.node();
-            s.require("name", d.name, "Destination name; also its cursor's name, so keep it stable.");
+            s.require("name", d.name,
+                      "Destination name; also its cursor's name, so keep it stable.");
             s.require("type", d.type, "Destination type (file, ...).");
             s.get("batch_max_events", d.batch_max_events, "Most events per delivery batch.");
             s.get("batch_max_bytes", d.batch_max_bytes, "Most bytes per delivery batch.");
@@ -185,8 +204,10 @@ void read_config(map_reader& root, config& c) {
             }
             for (char ch : d.name) {
                 if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-')) {
-                    root.errs().add(d.mark, fmt::format("destinations: name '{}' may only use letters, "
-                                                        "digits, '_' and '-'", d.name));
+                    root.errs().add(d.mark,
+                                    fmt::format("destinations: name '{}' may only use letters, "
+                                                "digits, '_' and '-'",
+                                                d.name));
                     break;
                 }
             }

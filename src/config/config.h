@@ -1,13 +1,13 @@
 #pragma once
 
-#include <filesystem>
-#include <string>
-#include <vector>
+#include "config/reader.h"
+#include "switchyard/log.h"
 
 #include <yaml-cpp/yaml.h>
 
-#include "config/reader.h"
-#include "switchyard/log.h"
+#include <filesystem>
+#include <string>
+#include <vector>
 
 namespace switchyard::config {
 

@@ -1,10 +1,10 @@
 #include "config/reader.h"
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
-
-#include <fmt/format.h>
 
 namespace switchyard::config {
 
@@ -16,7 +16,9 @@ void errors::add(const YAML::Mark& mark, std::string_view message) {
     list_.push_back(fmt::format("{}:{}:{}: {}", file_, mark.line + 1, mark.column + 1, message));
 }
 
-void errors::add(std::string_view message) { list_.push_back(fmt::format("{}: {}", file_, message)); }
+void errors::add(std::string_view message) {
+    list_.push_back(fmt::format("{}: {}", file_, message));
+}
 
 void key_catalog::add(key_doc doc) {
     if (seen_.insert(doc.path).second) keys_.push_back(std::move(doc));
@@ -25,8 +27,8 @@ void key_catalog::add(key_doc doc) {
 map_reader::map_reader(const YAML::Node& node, std::string path, errors& errs, key_catalog* catalog)
     : node_(node), path_(std::move(path)), errs_(&errs), catalog_(catalog) {
     if (node_ && !node_.IsNull() && !node_.IsMap()) {
-        errs_->add(node_.Mark(), (path_.empty() ? std::string("config") : path_) +
-                                     ": expected a mapping");
+        errs_->add(node_.Mark(),
+                   (path_.empty() ? std::string("config") : path_) + ": expected a mapping");
         node_ = YAML::Node();
     }
 }
@@ -45,9 +47,7 @@ bool map_reader::has(std::string_view key) const {
     return static_cast<bool>(n[std::string(key)]);
 }
 
-YAML::Mark map_reader::mark() const {
-    return node_ ? node_.Mark() : YAML::Mark::null_mark();
-}
+YAML::Mark map_reader::mark() const { return node_ ? node_.Mark() : YAML::Mark::null_mark(); }
 
 void map_reader::consume(std::string_view key) { consumed_.emplace(key); }
 

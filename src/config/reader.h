@@ -1,5 +1,7 @@
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -9,13 +11,11 @@
 #include <string_view>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
-
 namespace switchyard::config {
 
 // Collects every config error with its file:line:col so `switchyard check` reports them all.
 class errors {
-public:
+  public:
     explicit errors(std::string file = "<config>") : file_(std::move(file)) {}
     void add(const YAML::Mark& mark, std::string_view message);
     void add(std::string_view message);
@@ -23,7 +23,7 @@ public:
     const std::vector<std::string>& list() const noexcept { return list_; }
     const std::string& file() const noexcept { return file_; }
 
-private:
+  private:
     std::string file_;
     std::vector<std::string> list_;
 };
@@ -46,11 +46,11 @@ struct key_doc {
 
 // The catalogue of keys; filled by readers running in describe mode.
 class key_catalog {
-public:
+  public:
     void add(key_doc doc);
     const std::vector<key_doc>& keys() const noexcept { return keys_; }
 
-private:
+  private:
     std::vector<key_doc> keys_;
     std::set<std::string> seen_;
 };
@@ -59,7 +59,7 @@ private:
 // already in `out`); finish() reports keys nobody asked for. Scalars go through ${ENV} and
 // ${ENV:-default} substitution. With a catalog attached and a null node, it only records docs.
 class map_reader {
-public:
+  public:
     map_reader(const YAML::Node& node, std::string path, errors& errs,
                key_catalog* catalog = nullptr);
 
@@ -89,7 +89,7 @@ public:
     void consume(std::string_view key);
     void finish();
 
-private:
+  private:
     YAML::Node lookup(std::string_view key);
     void document(std::string_view key, std::string_view type, std::string default_value,
                   std::string_view description);

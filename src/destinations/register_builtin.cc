@@ -4,8 +4,6 @@
 
 namespace switchyard::destinations {
 
-void register_builtin(registry& r) {
-    r.add("file", &make_file_destination);
-}
+void register_builtin(registry& r) { r.add("file", &make_file_destination); }
 
 }  // namespace switchyard::destinations

@@ -2,7 +2,9 @@
 
 namespace switchyard::destinations {
 
-void registry::add(std::string type, factory f) { factories_.emplace(std::move(type), std::move(f)); }
+void registry::add(std::string type, factory f) {
+    factories_.emplace(std::move(type), std::move(f));
+}
 
 const factory* registry::find(const std::string& type) const {
     auto it = factories_.find(type);

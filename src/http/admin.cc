@@ -27,7 +27,8 @@ void admin_handler::handle(request& req, const boost::asio::ip::address&, respon
     } else {
         res.result(bhttp::status::not_found);
         res.set(bhttp::field::content_type, "application/json");
-        res.body() = R"({"error":"not_found","message":"admin paths are /healthz, /readyz and /metrics"})";
+        res.body() =
+            R"({"error":"not_found","message":"admin paths are /healthz, /readyz and /metrics"})";
     }
     res.prepare_payload();
     if (req.method() == bhttp::verb::head) {

@@ -1,10 +1,10 @@
 #pragma once
 
+#include "http/server.h"
+
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "http/server.h"
 
 namespace switchyard::http {
 
@@ -12,7 +12,7 @@ namespace switchyard::http {
 // (Snowplow's tracker sends cookies); "*" allows any origin but never with credentials, so an
 // arbitrary Origin is never reflected together with Access-Control-Allow-Credentials.
 class cors_policy {
-public:
+  public:
     cors_policy() = default;
     explicit cors_policy(const std::vector<std::string>& origins);
     bool any() const noexcept { return any_; }
@@ -21,7 +21,7 @@ public:
     void apply(response& res, std::string_view origin) const;
     bool empty() const noexcept { return !any_ && origins_.empty(); }
 
-private:
+  private:
     bool any_ = false;
     std::vector<std::string> origins_;
 };

@@ -1,10 +1,10 @@
 #pragma once
 
+#include <boost/beast/http/fields.hpp>
+
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <boost/beast/http/fields.hpp>
 
 namespace switchyard::http {
 

@@ -11,7 +11,8 @@ inflate_status inflate_body(std::string_view in, std::size_t max_out, std::strin
     out.clear();
     zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
     zs.avail_in = static_cast<uInt>(in.size());
-    std::size_t chunk = std::min<std::size_t>(std::max<std::size_t>(in.size() * 4, 4096), max_out + 1);
+    std::size_t chunk =
+        std::min<std::size_t>(std::max<std::size_t>(in.size() * 4, 4096), max_out + 1);
     inflate_status st = inflate_status::ok;
     for (;;) {
         std::size_t old = out.size();

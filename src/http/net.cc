@@ -79,7 +79,8 @@ std::string client_ip(const asio::ip::address& peer_raw, std::string_view xff,
     std::string candidate = peer.to_string();
     while (!rest.empty()) {
         auto comma = rest.rfind(',');
-        std::string_view item = trim(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
+        std::string_view item =
+            trim(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
         rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(0, comma);
         boost::system::error_code ec;
         auto a = asio::ip::make_address(std::string(item), ec);

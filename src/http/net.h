@@ -1,11 +1,11 @@
 #pragma once
 
+#include <boost/asio/ip/address.hpp>
+
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/ip/address.hpp>
 
 namespace switchyard::http {
 

@@ -1,14 +1,13 @@
 #include "http/server.h"
 
-#include <condition_variable>
-#include <list>
-#include <mutex>
+#include "http/framing.h"
+#include "http/gzip.h"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -20,8 +19,9 @@
 #include <boost/beast/http/write.hpp>
 #include <spdlog/spdlog.h>
 
-#include "http/framing.h"
-#include "http/gzip.h"
+#include <condition_variable>
+#include <list>
+#include <mutex>
 
 namespace switchyard::http {
 
@@ -34,8 +34,9 @@ io_pool::io_pool(std::size_t threads) {
     if (threads == 0) threads = 1;
     for (std::size_t i = 0; i < threads; ++i) {
         contexts_.push_back(std::make_unique<asio::io_context>(1));
-        guards_.push_back(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
-            contexts_.back()->get_executor()));
+        guards_.push_back(
+            std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+                contexts_.back()->get_executor()));
     }
 }
 
@@ -105,9 +106,8 @@ auto async_handle(handler& h, request& req, const asio::ip::address& peer, Token
             auto ex = asio::get_associated_executor(completion);
             auto shared = std::make_shared<decltype(completion)>(std::move(completion));
             h.handle(req, peer, [shared, ex](response res) {
-                asio::post(ex, [shared, res = std::move(res)]() mutable {
-                    (*shared)(std::move(res));
-                });
+                asio::post(ex,
+                           [shared, res = std::move(res)]() mutable { (*shared)(std::move(res)); });
             });
         },
         token);
@@ -178,7 +178,8 @@ asio::awaitable<void> run_session(tcp::socket socket, std::shared_ptr<server::st
             if (ec == beast::error::timeout) {
                 if (buffer.size() == 0) co_return;  // idle keep-alive connection: just close
                 co_await write_and_close(
-                    stream, make_error(408, "header_timeout", "request headers were not received in time"),
+                    stream,
+                    make_error(408, "header_timeout", "request headers were not received in time"),
                     lim.write_timeout);
                 co_return;
             }
@@ -187,8 +188,9 @@ asio::awaitable<void> run_session(tcp::socket socket, std::shared_ptr<server::st
                 // without waiting for the body.
                 co_await write_and_close(
                     stream,
-                    make_error(413, "body_too_large",
-                               "request body exceeds " + std::to_string(lim.max_body_bytes) + " bytes"),
+                    make_error(
+                        413, "body_too_large",
+                        "request body exceeds " + std::to_string(lim.max_body_bytes) + " bytes"),
                     lim.write_timeout);
                 co_return;
             }
@@ -196,7 +198,8 @@ asio::awaitable<void> run_session(tcp::socket socket, std::shared_ptr<server::st
                 co_await write_and_close(
                     stream,
                     make_error(431, "header_too_large",
-                               "request headers exceed " + std::to_string(lim.max_header_bytes) + " bytes"),
+                               "request headers exceed " + std::to_string(lim.max_header_bytes) +
+                                   " bytes"),
                     lim.write_timeout);
                 co_return;
             }
@@ -210,7 +213,8 @@ asio::awaitable<void> run_session(tcp::socket socket, std::shared_ptr<server::st
         slot->busy = true;
         if (auto why = check_framing(parser.get()); why) {
             st->stats.protocol_errors.fetch_add(1, std::memory_order_relaxed);
-            co_await write_and_close(stream, make_error(400, "bad_framing", *why), lim.write_timeout);
+            co_await write_and_close(stream, make_error(400, "bad_framing", *why),
+                                     lim.write_timeout);
             co_return;
         }
         if (!parser.is_done()) {
@@ -218,7 +222,8 @@ asio::awaitable<void> run_session(tcp::socket socket, std::shared_ptr<server::st
             if (beast::iequals(expect, "100-continue")) {
                 bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
                 stream.expires_after(lim.write_timeout);
-                co_await bhttp::async_write(stream, cont, asio::redirect_error(asio::use_awaitable, ec));
+                co_await bhttp::async_write(stream, cont,
+                                            asio::redirect_error(asio::use_awaitable, ec));
                 if (ec) co_return;
             }
             stream.expires_after(lim.body_timeout);
@@ -230,15 +235,18 @@ asio::awaitable<void> run_session(tcp::socket socket, std::shared_ptr<server::st
                     co_await write_and_close(
                         stream,
                         make_error(413, "body_too_large",
-                                   "request body exceeds " + std::to_string(lim.max_body_bytes) + " bytes"),
+                                   "request body exceeds " + std::to_string(lim.max_body_bytes) +
+                                       " bytes"),
                         lim.write_timeout);
                 } else if (ec == beast::error::timeout) {
                     co_await write_and_close(
-                        stream, make_error(408, "body_timeout", "request body was not received in time"),
+                        stream,
+                        make_error(408, "body_timeout", "request body was not received in time"),
                         lim.write_timeout);
                 } else if (!is_quiet_close(ec) && ec != bhttp::error::partial_message) {
                     co_await write_and_close(
-                        stream, make_error(400, "bad_request", "malformed HTTP body: " + ec.message()),
+                        stream,
+                        make_error(400, "bad_request", "malformed HTTP body: " + ec.message()),
                         lim.write_timeout);
                 }
                 co_return;
@@ -247,17 +255,20 @@ asio::awaitable<void> run_session(tcp::socket socket, std::shared_ptr<server::st
         request req = parser.release();
 
         // Content-Encoding: gzip bodies are inflated here, with the same cap as raw bodies.
-        if (auto enc = req[bhttp::field::content_encoding]; !enc.empty() && !beast::iequals(enc, "identity")) {
-            if (beast::iequals(enc, "gzip") || beast::iequals(enc, "x-gzip") || beast::iequals(enc, "deflate")) {
+        if (auto enc = req[bhttp::field::content_encoding];
+            !enc.empty() && !beast::iequals(enc, "identity")) {
+            if (beast::iequals(enc, "gzip") || beast::iequals(enc, "x-gzip") ||
+                beast::iequals(enc, "deflate")) {
                 std::string inflated;
                 auto rc = inflate_body(req.body(), lim.max_body_bytes, inflated);
                 if (rc != inflate_status::ok) {
                     st->stats.protocol_errors.fetch_add(1, std::memory_order_relaxed);
-                    auto res = rc == inflate_status::too_large
-                                   ? make_error(413, "body_too_large",
-                                                "decompressed body exceeds " +
-                                                    std::to_string(lim.max_body_bytes) + " bytes")
-                                   : make_error(400, "invalid_encoding", "body is not valid gzip data");
+                    auto res =
+                        rc == inflate_status::too_large
+                            ? make_error(413, "body_too_large",
+                                         "decompressed body exceeds " +
+                                             std::to_string(lim.max_body_bytes) + " bytes")
+                            : make_error(400, "invalid_encoding", "body is not valid gzip data");
                     co_await write_and_close(stream, std::move(res), lim.write_timeout);
                     co_return;
                 }
@@ -273,7 +284,8 @@ asio::awaitable<void> run_session(tcp::socket socket, std::shared_ptr<server::st
         }
 
         response res = co_await async_handle(*st->app, req, peer, asio::use_awaitable);
-        bool keep = req.keep_alive() && res.keep_alive() && !st->stopping.load(std::memory_order_relaxed);
+        bool keep =
+            req.keep_alive() && res.keep_alive() && !st->stopping.load(std::memory_order_relaxed);
         res.keep_alive(keep);
         res.version(req.version());
         stream.expires_after(lim.write_timeout);
@@ -282,13 +294,13 @@ asio::awaitable<void> run_session(tcp::socket socket, std::shared_ptr<server::st
         if (ec || !keep) break;
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-
 }
 
 asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st, per_context* pc) {
     for (;;) {
         beast::error_code ec;
-        tcp::socket sock = co_await pc->acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        tcp::socket sock =
+            co_await pc->acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
             if (ec == asio::error::operation_aborted || !pc->acceptor->is_open()) co_return;
             // EMFILE and friends: back off briefly instead of spinning.
@@ -312,14 +324,18 @@ asio::awaitable<void> accept_loop(std::shared_ptr<server::state> st, per_context
             continue;
         }
         sock.set_option(tcp::no_delay(true), ec);
-        asio::co_spawn(pc->acceptor->get_executor(), run_session(std::move(sock), st, pc), asio::detached);
+        asio::co_spawn(pc->acceptor->get_executor(), run_session(std::move(sock), st, pc),
+                       asio::detached);
     }
 }
 
 }  // namespace
 
 server::server(io_pool& pool, std::string name, server_limits limits, handler& h, bool all_threads)
-    : pool_(pool), state_(std::make_shared<state>()), stats_(state_->stats), all_threads_(all_threads) {
+    : pool_(pool),
+      state_(std::make_shared<state>()),
+      stats_(state_->stats),
+      all_threads_(all_threads) {
     state_->name = std::move(name);
     state_->limits = limits;
     state_->app = &h;
@@ -339,7 +355,8 @@ void server::listen(const std::string& host, unsigned short port) {
         pc->acceptor->set_option(asio::socket_base::reuse_address(true));
         if (n > 1) {
             int one = 1;
-            ::setsockopt(pc->acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+            ::setsockopt(pc->acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one,
+                         sizeof(one));
         }
         pc->acceptor->bind(ep);
         pc->acceptor->listen(asio::socket_base::max_listen_connections);

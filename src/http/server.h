@@ -1,5 +1,10 @@
 #pragma once
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -8,11 +13,6 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
-
 namespace switchyard::http {
 
 using request = boost::beast::http::request<boost::beast::http::string_body>;
@@ -20,7 +20,7 @@ using response = boost::beast::http::response<boost::beast::http::string_body>;
 
 struct server_limits {
     std::size_t max_header_bytes = 16 * 1024;
-    std::size_t max_body_bytes = 1024 * 1024;  // as received, and again after gunzip
+    std::size_t max_body_bytes = 1024 * 1024;          // as received, and again after gunzip
     std::chrono::milliseconds header_timeout{10'000};  // first request: connect → end of headers
     std::chrono::milliseconds idle_timeout{75'000};    // keep-alive: last response → next headers
     std::chrono::milliseconds body_timeout{30'000};    // end of headers → end of body
@@ -31,7 +31,7 @@ struct server_limits {
 // The application behind a listener. handle() runs on the connection's I/O thread with the
 // decoded (gunzipped) body in `req.body()`; it must call `respond` exactly once, from any thread.
 class handler {
-public:
+  public:
     using responder = std::function<void(response)>;
     virtual ~handler() = default;
     virtual void handle(request& req, const boost::asio::ip::address& peer, responder respond) = 0;
@@ -48,7 +48,7 @@ struct server_stats {
 // Lifecycle: built at start, run() starts the threads, stop() joins them. Listeners are attached
 // before run().
 class io_pool {
-public:
+  public:
     explicit io_pool(std::size_t threads);
     ~io_pool();
     std::size_t size() const noexcept { return contexts_.size(); }
@@ -56,10 +56,11 @@ public:
     void run();
     void stop();
 
-private:
+  private:
     std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
     std::vector<std::thread> threads_;
-    std::vector<std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>>
+    std::vector<
+        std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>>
         guards_;
 };
 
@@ -68,7 +69,7 @@ private:
 // the bounded read buffer and are answered in order), absolute deadlines per phase, strict
 // framing and gzip with an inflated-size cap. Owned by the app; lives until after io_pool::stop().
 class server {
-public:
+  public:
     server(io_pool& pool, std::string name, server_limits limits, handler& h, bool all_threads);
     ~server();
 
@@ -85,7 +86,7 @@ public:
 
     struct state;
 
-private:
+  private:
     io_pool& pool_;
     std::shared_ptr<state> state_;
     server_stats& stats_;

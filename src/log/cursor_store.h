@@ -14,7 +14,7 @@ namespace switchyard::log {
 // (temp file, fdatasync, rename, fsync of the directory) so a crash leaves either the old or the
 // new value. Thread-safe; each delivery worker commits only its own name.
 class cursor_store {
-public:
+  public:
     explicit cursor_store(std::filesystem::path dir);
 
     // Creates the directory if needed. Throws std::system_error at start-up on failure.
@@ -32,7 +32,7 @@ public:
     // Smallest committed offset over the given names (names without a cursor count as 0).
     std::map<std::string, std::uint64_t> snapshot() const;
 
-private:
+  private:
     std::filesystem::path dir_;
     mutable std::mutex mu_;
     std::map<std::string, std::uint64_t> cache_;

@@ -3,9 +3,9 @@
 //   | 5 × (u32 length | bytes): source, message_id, user_id, anonymous_id, event_name
 //   | json (the rest of the payload)
 // The header lets delivery route, filter and key events without parsing the JSON.
-#include <cstring>
-
 #include "switchyard/event.h"
+
+#include <cstring>
 
 namespace switchyard {
 
@@ -46,13 +46,20 @@ bool get_str(std::string_view& in, std::string_view& s) {
 
 std::string_view to_string(event_type t) noexcept {
     switch (t) {
-        case event_type::track: return "track";
-        case event_type::identify: return "identify";
-        case event_type::page: return "page";
-        case event_type::screen: return "screen";
-        case event_type::group: return "group";
-        case event_type::alias: return "alias";
-        case event_type::unknown: break;
+        case event_type::track:
+            return "track";
+        case event_type::identify:
+            return "identify";
+        case event_type::page:
+            return "page";
+        case event_type::screen:
+            return "screen";
+        case event_type::group:
+            return "group";
+        case event_type::alias:
+            return "alias";
+        case event_type::unknown:
+            break;
     }
     return "unknown";
 }

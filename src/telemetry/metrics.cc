@@ -69,7 +69,8 @@ void metrics::count_rejected(std::string_view reason, double n) {
     }).Increment(n);
 }
 
-prometheus::Family<prometheus::Gauge>& metrics::gauges(const std::string& name, const std::string& help) {
+prometheus::Family<prometheus::Gauge>& metrics::gauges(const std::string& name,
+                                                       const std::string& help) {
     return prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
 }
 

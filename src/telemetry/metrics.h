@@ -1,5 +1,11 @@
 #pragma once
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -7,18 +13,12 @@
 #include <string_view>
 #include <vector>
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
-
 namespace switchyard::telemetry {
 
 // The process's Prometheus registry and the core metric families. Shared by every thread;
 // prometheus-cpp counters are atomic, label lookups take the family's mutex.
 class metrics {
-public:
+  public:
     metrics();
 
     prometheus::Registry& registry() { return *registry_; }
@@ -29,7 +29,8 @@ public:
     void observe_fsync(double seconds) { fsync_seconds_->Observe(seconds); }
 
     prometheus::Family<prometheus::Gauge>& gauges(const std::string& name, const std::string& help);
-    prometheus::Family<prometheus::Counter>& counters(const std::string& name, const std::string& help);
+    prometheus::Family<prometheus::Counter>& counters(const std::string& name,
+                                                      const std::string& help);
 
     // Runs before each scrape so pollers can refresh gauges from component stats.
     void on_scrape(std::function<void()> f);
@@ -37,7 +38,7 @@ public:
     // Prometheus text exposition format.
     std::string render();
 
-private:
+  private:
     std::shared_ptr<prometheus::Registry> registry_;
     prometheus::Family<prometheus::Counter>* requests_;
     prometheus::Family<prometheus::Counter>* accepted_;

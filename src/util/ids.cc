@@ -10,7 +10,7 @@ namespace {
 
 // splitmix64-seeded xoshiro256**: fast and good enough for message ids (not for secrets).
 class xoshiro {
-public:
+  public:
     xoshiro() {
         std::random_device rd;
         std::uint64_t seed = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
@@ -34,7 +34,7 @@ public:
         return result;
     }
 
-private:
+  private:
     static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
     std::array<std::uint64_t, 4> s_{};
 };

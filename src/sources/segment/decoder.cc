@@ -1,10 +1,10 @@
 #include "sources/segment/decoder.h"
 
-#include <fmt/format.h>
-
 #include "util/ids.h"
 #include "util/json.h"
 #include "util/time.h"
+
+#include <fmt/format.h>
 
 namespace switchyard::sources::segment {
 
@@ -200,21 +200,25 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
             if (st == id_state::bad_type) {
                 return reject("invalid_previous_id", "'previousId' must be a string");
             }
-            if (st == id_state::absent) return reject("missing_previous_id", "alias needs a 'previousId'");
+            if (st == id_state::absent)
+                return reject("missing_previous_id", "alias needs a 'previousId'");
             break;
         }
         case event_type::group: {
             std::string gid;
             auto st = read_id(obj, "groupId", gid);
-            if (st == id_state::bad_type) return reject("invalid_group_id", "'groupId' must be a string");
-            if (st == id_state::absent) return reject("missing_group_id", "group needs a 'groupId'");
+            if (st == id_state::bad_type)
+                return reject("invalid_group_id", "'groupId' must be a string");
+            if (st == id_state::absent)
+                return reject("missing_group_id", "group needs a 'groupId'");
             break;
         }
         case event_type::page:
         case event_type::screen:
             h.event_name.assign(string_field(obj, "name"));
             break;
-        default: break;
+        default:
+            break;
     }
 
     // messageId: kept when given (≤ 100 chars), generated when absent.
@@ -227,8 +231,8 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
             }
             if (s.size() > max_message_id_chars) {
                 return reject("message_id_too_long",
-                              fmt::format("'messageId' is {} characters; the limit is {}",
-                                          s.size(), max_message_id_chars));
+                              fmt::format("'messageId' is {} characters; the limit is {}", s.size(),
+                                          max_message_id_chars));
             }
             h.message_id.assign(s);
         }
@@ -240,7 +244,8 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
     {
         dom::element c;
         if (obj.at_key("context").get(c) == simdjson::SUCCESS && !c.is_null()) {
-            if (c.get(ctx) != simdjson::SUCCESS) return reject("invalid_context", "'context' must be an object");
+            if (c.get(ctx) != simdjson::SUCCESS)
+                return reject("invalid_context", "'context' must be an object");
             has_ctx = true;
         }
         if (obj.at_key("integrations").get(c) == simdjson::SUCCESS && !c.is_null()) {

@@ -1,15 +1,15 @@
 #pragma once
 
+#include "switchyard/event.h"
+
+#include <simdjson.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <simdjson.h>
-
-#include "switchyard/event.h"
 
 namespace switchyard::sources::segment {
 
@@ -22,7 +22,7 @@ struct limits {
 
 struct request_info {
     event_type route_type = event_type::unknown;  // set for single-event routes
-    bool batch = false;                             // /v1/batch, /v1/import, /v1/b
+    bool batch = false;                           // /v1/batch, /v1/import, /v1/b
     std::string_view source;
     std::int64_t received_at_ms = 0;
     std::string_view client_ip;  // empty: do not set context.ip
@@ -59,7 +59,7 @@ struct decoded {
 // Turns Segment HTTP API bodies into canonical events. Owns a simdjson parser, so one decoder
 // per thread (the HTTP layer keeps one per I/O thread); never shared.
 class decoder {
-public:
+  public:
     explicit decoder(limits l) : limits_(l) {}
 
     // Parses and checks the body's shape and size limits. On success the parsed document stays
@@ -75,7 +75,7 @@ public:
 
     const limits& get_limits() const noexcept { return limits_; }
 
-private:
+  private:
     bool decode_one(simdjson::dom::object obj, std::size_t index, const request_info& info,
                     decoded& out);
 

@@ -1,11 +1,11 @@
 #include "sources/segment/handler.h"
 
-#include <boost/beast/core/string.hpp>
-#include <fmt/format.h>
-
 #include "util/ids.h"
 #include "util/json.h"
 #include "util/time.h"
+
+#include <boost/beast/core/string.hpp>
+#include <fmt/format.h>
 
 namespace switchyard::sources::segment {
 
@@ -82,9 +82,10 @@ std::string_view query_param(std::string_view query, std::string_view name) {
     return {};
 }
 
-std::string quarantine_json(std::string_view source, std::string_view route, std::int64_t received_ms,
-                            std::size_t index, std::string_view code, std::string_view message,
-                            std::string_view raw_json, std::string_view raw_text) {
+std::string quarantine_json(std::string_view source, std::string_view route,
+                            std::int64_t received_ms, std::size_t index, std::string_view code,
+                            std::string_view message, std::string_view raw_json,
+                            std::string_view raw_text) {
     std::string j = "{\"reason\":";
     util::append_json_string(j, code);
     j += ",\"message\":";
@@ -125,7 +126,10 @@ http::response json_error(unsigned status, std::string_view code, std::string_vi
 handler::handler(handler_options opts, std::vector<source_entry> sources,
                  std::unordered_map<std::string, std::size_t> write_keys, event_log& log,
                  telemetry::metrics& m)
-    : opts_(std::move(opts)), sources_(std::move(sources)), keys_(std::move(write_keys)), log_(log),
+    : opts_(std::move(opts)),
+      sources_(std::move(sources)),
+      keys_(std::move(write_keys)),
+      log_(log),
       metrics_(m) {
     std::vector<std::string> all;
     for (auto& s : sources_) {
@@ -165,10 +169,12 @@ handler::route handler::match(std::string_view path) {
     }
     constexpr std::string_view proj_prefix = "/v1/projects/";
     constexpr std::string_view settings_suffix = "/settings";
-    if (path.substr(0, proj_prefix.size()) == proj_prefix && path.size() > proj_prefix.size() + settings_suffix.size() &&
+    if (path.substr(0, proj_prefix.size()) == proj_prefix &&
+        path.size() > proj_prefix.size() + settings_suffix.size() &&
         path.substr(path.size() - settings_suffix.size()) == settings_suffix) {
         return {route_id::settings, event_type::unknown, "/v1/projects/settings",
-                path.substr(proj_prefix.size(), path.size() - proj_prefix.size() - settings_suffix.size())};
+                path.substr(proj_prefix.size(),
+                            path.size() - proj_prefix.size() - settings_suffix.size())};
     }
     return {};
 }
@@ -250,8 +256,9 @@ void handler::handle_preflight(http::request& req, const route& r, responder& re
     }
     if (!allowed) {
         metrics_.count_request(r.label, 403);
-        auto res = json_error(403, "origin_not_allowed",
-                              fmt::format("origin '{}' is not allowed by any source", origin.substr(0, 200)));
+        auto res = json_error(
+            403, "origin_not_allowed",
+            fmt::format("origin '{}' is not allowed by any source", origin.substr(0, 200)));
         res.set(bhttp::field::vary, "Origin");
         respond(std::move(res));
         return;
@@ -339,9 +346,10 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
         h.source = src_name;
         h.received_at_ms = now;
         payload.clear();
-        encode_event(h, quarantine_json(src_name, route_label, now, rj.index, rj.code, rj.message,
-                                        rj.raw, {}),
-                     payload);
+        encode_event(
+            h,
+            quarantine_json(src_name, route_label, now, rj.index, rj.code, rj.message, rj.raw, {}),
+            payload);
         batch.add(payload);
     }
 
@@ -356,7 +364,8 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
     } else if (d.rejected.empty()) {
         ok = json_ok(R"({"success":true,"code":200})");
     } else {
-        std::string body = fmt::format(R"({{"success":true,"code":200,"accepted":{},"rejected":[)", accepted);
+        std::string body =
+            fmt::format(R"({{"success":true,"code":200,"accepted":{},"rejected":[)", accepted);
         for (std::size_t i = 0; i < d.rejected.size(); ++i) {
             if (i) body += ',';
             body += fmt::format(R"({{"index":{},"reason":)", d.rejected[i].index);
@@ -378,32 +387,31 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
     }
     auto fail = [&](std::error_code ec) {
         auto res = json_error(503, ec == errc::log_full ? "log_full" : "unavailable",
-                              ec == errc::log_full
-                                  ? "the event log is full; retry later"
-                                  : "events could not be stored; retry later");
+                              ec == errc::log_full ? "the event log is full; retry later"
+                                                   : "events could not be stored; retry later");
         res.set(bhttp::field::retry_after, std::to_string(opts_.retry_after.count()));
         if (src) src->cors.apply(res, origin);
         return res;
     };
     auto shared_ok = std::make_shared<http::response>(std::move(ok));
     std::string label(route_label);
-    auto ec = log_.append(
-        std::move(batch),
-        [this, shared_ok, respond, label, accepted, src_name, fail_res = fail(make_error_code(errc::io_error)),
-         pixel](std::error_code ec, std::uint64_t) mutable {
-            if (ec && !pixel) {
-                metrics_.count_request(label, 503);
-                respond(std::move(fail_res));
-                return;
-            }
-            metrics_.count_request(label, shared_ok->result_int());
-            if (!ec) metrics_.count_accepted(src_name, static_cast<double>(accepted));
-            respond(std::move(*shared_ok));
-        });
+    auto ec = log_.append(std::move(batch), [this, shared_ok, respond, label, accepted, src_name,
+                                             fail_res = fail(make_error_code(errc::io_error)),
+                                             pixel](std::error_code ec, std::uint64_t) mutable {
+        if (ec && !pixel) {
+            metrics_.count_request(label, 503);
+            respond(std::move(fail_res));
+            return;
+        }
+        metrics_.count_request(label, shared_ok->result_int());
+        if (!ec) metrics_.count_accepted(src_name, static_cast<double>(accepted));
+        respond(std::move(*shared_ok));
+    });
     if (ec) {
         if (pixel) {
             // The pixel always answers the GIF; the loss is counted, never silent.
-            metrics_.count_rejected("log_full", static_cast<double>(d.events.size() + d.rejected.size()));
+            metrics_.count_rejected("log_full",
+                                    static_cast<double>(d.events.size() + d.rejected.size()));
             metrics_.count_request(route_label, 200);
             respond(gif_response());
             return;
@@ -419,7 +427,8 @@ void handler::handle_pixel(http::request& req, const route& r, const std::string
     thread_local decoded out;
     std::string_view target = req.target();
     auto q = target.find('?');
-    std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+    std::string_view query =
+        q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
     std::string data_text, json;
     out.clear();
     const source_entry* src = nullptr;
@@ -457,14 +466,16 @@ void handler::handle_pixel(http::request& req, const route& r, const std::string
             event_header h;
             h.kind = record_kind::quarantine;
             h.received_at_ms = now;
-            encode_event(h, quarantine_json("", r.label, now, 0, rj.code, rj.message, {}, target), payload);
+            encode_event(h, quarantine_json("", r.label, now, 0, rj.code, rj.message, {}, target),
+                         payload);
             batch.add(payload);
             metrics_.count_rejected(rj.code, 1);
         }
-        auto ec = log_.append(std::move(batch), [respond, this](std::error_code, std::uint64_t) mutable {
-            metrics_.count_request("/v1/pixel", 200);
-            respond(gif_response());
-        });
+        auto ec =
+            log_.append(std::move(batch), [respond, this](std::error_code, std::uint64_t) mutable {
+                metrics_.count_request("/v1/pixel", 200);
+                respond(gif_response());
+            });
         if (ec) {
             metrics_.count_rejected("log_full", 1);
             metrics_.count_request(r.label, 200);
@@ -491,10 +502,11 @@ void handler::handle_settings(http::request& req, const route& r, responder& res
     util::append_json_string(body, r.arg);
     body += R"(,"apiHost":)";
     util::append_json_string(body, host);
-    body += R"(,"unbundledIntegrations":[],"addBundledMetadata":true,"maybeBundledConfigIds":{},"versionSettings":{"version":"4.4.7","componentTypes":["browser"]}}},)"
-            R"("plan":{"track":{"__default":{"enabled":true,"integrations":{}}},"identify":{"__default":{"enabled":true}},"group":{"__default":{"enabled":true}}},)"
-            R"("edgeFunction":{},"analyticsNextEnabled":true,"middlewareSettings":{},"enabledMiddleware":{},)"
-            R"("metrics":{"sampleRate":0},"legacyVideoPluginsEnabled":false,"remotePlugins":[]})";
+    body +=
+        R"(,"unbundledIntegrations":[],"addBundledMetadata":true,"maybeBundledConfigIds":{},"versionSettings":{"version":"4.4.7","componentTypes":["browser"]}}},)"
+        R"("plan":{"track":{"__default":{"enabled":true,"integrations":{}}},"identify":{"__default":{"enabled":true}},"group":{"__default":{"enabled":true}}},)"
+        R"("edgeFunction":{},"analyticsNextEnabled":true,"middlewareSettings":{},"enabledMiddleware":{},)"
+        R"("metrics":{"sampleRate":0},"legacyVideoPluginsEnabled":false,"remotePlugins":[]})";
     auto res = json_ok(std::move(body));
     res.set(bhttp::field::access_control_allow_origin, "*");
     res.set(bhttp::field::cache_control, "public, max-age=60");

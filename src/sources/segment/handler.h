@@ -1,16 +1,16 @@
 #pragma once
 
-#include <chrono>
-#include <string>
-#include <unordered_map>
-#include <vector>
-
 #include "http/cors.h"
 #include "http/net.h"
 #include "http/server.h"
 #include "sources/segment/decoder.h"
 #include "switchyard/log.h"
 #include "telemetry/metrics.h"
+
+#include <chrono>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace switchyard::sources::segment {
 
@@ -31,7 +31,7 @@ struct handler_options {
 // event log: authenticate, decode, append, and answer only once the events are durable.
 // One instance serves every I/O thread; per-thread state (the simdjson parser) is thread_local.
 class handler final : public http::handler {
-public:
+  public:
     handler(handler_options opts, std::vector<source_entry> sources,
             std::unordered_map<std::string, std::size_t> write_keys, event_log& log,
             telemetry::metrics& m);
@@ -39,9 +39,20 @@ public:
     void handle(http::request& req, const boost::asio::ip::address& peer,
                 responder respond) override;
 
-private:
-    enum class route_id { track, identify, page, screen, group, alias, batch, sdk_metrics, pixel,
-                          settings, unknown };
+  private:
+    enum class route_id {
+        track,
+        identify,
+        page,
+        screen,
+        group,
+        alias,
+        batch,
+        sdk_metrics,
+        pixel,
+        settings,
+        unknown
+    };
     struct route {
         route_id id = route_id::unknown;
         event_type type = event_type::unknown;
@@ -52,7 +63,8 @@ private:
 
     void handle_events(http::request& req, const route& r, const std::string& ip,
                        responder& respond);
-    void handle_pixel(http::request& req, const route& r, const std::string& ip, responder& respond);
+    void handle_pixel(http::request& req, const route& r, const std::string& ip,
+                      responder& respond);
     void handle_settings(http::request& req, const route& r, responder& respond);
     void handle_preflight(http::request& req, const route& r, responder& respond);
 
@@ -74,7 +86,8 @@ private:
     telemetry::metrics& metrics_;
 };
 
-// Builds the JSON error body every error answer uses: {"success":false,"code":N,"error":..,"message":..}.
+// Builds the JSON error body every error answer uses:
+// {"success":false,"code":N,"error":..,"message":..}.
 http::response json_error(unsigned status, std::string_view code, std::string_view message);
 
 }  // namespace switchyard::sources::segment

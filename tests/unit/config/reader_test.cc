@@ -1,10 +1,10 @@
 #include "config/reader.h"
 
-#include <cstdlib>
+#include "config/config.h"
 
 #include <gtest/gtest.h>
 
-#include "config/config.h"
+#include <cstdlib>
 
 namespace switchyard::config {
 namespace {

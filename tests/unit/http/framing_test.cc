@@ -1,10 +1,9 @@
 #include "http/framing.h"
 
-#include <gtest/gtest.h>
-
 #include "http/gzip.h"
 #include "http/net.h"
 
+#include <gtest/gtest.h>
 #include <zlib.h>
 
 namespace switchyard::http {
@@ -36,7 +35,8 @@ TEST(Framing, RejectsAmbiguousFraming) {
     EXPECT_TRUE(check_framing(with({{"Content-Length", "99999999999999999999"}})));
     EXPECT_TRUE(check_framing(with({{"Transfer-Encoding", "gzip, chunked"}})));
     EXPECT_TRUE(check_framing(with({{"Transfer-Encoding", "xchunked"}})));
-    EXPECT_TRUE(check_framing(with({{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}})));
+    EXPECT_TRUE(
+        check_framing(with({{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}})));
 }
 
 std::string gzip_of(const std::string& s) {

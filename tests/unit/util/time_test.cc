@@ -1,10 +1,10 @@
 #include "util/time.h"
 
-#include <gtest/gtest.h>
-
 #include "switchyard/event.h"
 #include "util/ids.h"
 #include "util/json.h"
+
+#include <gtest/gtest.h>
 
 namespace switchyard::util {
 namespace {

@@ -1,9 +1,9 @@
 #include "sources/segment/decoder.h"
 
+#include "util/time.h"
+
 #include <gtest/gtest.h>
 #include <simdjson.h>
-
-#include "util/time.h"
 
 namespace switchyard::sources::segment {
 namespace {
@@ -69,12 +69,14 @@ TEST(SegmentDecoder, TrackKeepsClientFieldsAndAddsServerFields) {
     EXPECT_EQ(e.at_pointer("/properties/total").get(total), simdjson::SUCCESS);
     EXPECT_EQ(total, 9.5);
     simdjson::dom::element wk;
-    EXPECT_NE(e.at_pointer("/writeKey").get(wk), simdjson::SUCCESS) << "writeKey must not be stored";
+    EXPECT_NE(e.at_pointer("/writeKey").get(wk), simdjson::SUCCESS)
+        << "writeKey must not be stored";
 }
 
 TEST(SegmentDecoder, TimestampWithoutSentAtIsTrusted) {
     decoder d({});
-    ASSERT_FALSE(d.parse(R"({"anonymousId":"a","event":"E","timestamp":"2020-01-01T00:00:00+02:00"})", false));
+    ASSERT_FALSE(d.parse(
+        R"({"anonymousId":"a","event":"E","timestamp":"2020-01-01T00:00:00+02:00"})", false));
     decoded out;
     d.decode(single(event_type::track), out);
     ASSERT_EQ(out.events.size(), 1u);
@@ -139,14 +141,16 @@ INSTANTIATE_TEST_SUITE_P(
     PerSpec, SegmentDecoderRejects,
     ::testing::Values(
         rejection_case{R"({"event":"E"})", event_type::track, "missing_id"},
-        rejection_case{R"({"userId":"","anonymousId":null,"event":"E"})", event_type::track, "missing_id"},
+        rejection_case{R"({"userId":"","anonymousId":null,"event":"E"})", event_type::track,
+                       "missing_id"},
         rejection_case{R"({"userId":{"a":1},"event":"E"})", event_type::track, "invalid_user_id"},
         rejection_case{R"({"anonymousId":true})", event_type::identify, "invalid_anonymous_id"},
         rejection_case{R"({"userId":"u"})", event_type::track, "missing_event"},
         rejection_case{R"({"userId":"u","event":5})", event_type::track, "invalid_event"},
         rejection_case{R"({"userId":"u"})", event_type::alias, "missing_previous_id"},
         rejection_case{R"({"userId":"u"})", event_type::group, "missing_group_id"},
-        rejection_case{R"({"userId":"u","messageId":7})", event_type::identify, "invalid_message_id"},
+        rejection_case{R"({"userId":"u","messageId":7})", event_type::identify,
+                       "invalid_message_id"},
         rejection_case{R"({"userId":"u","context":"x"})", event_type::identify, "invalid_context"},
         rejection_case{R"({"userId":"u","integrations":[1]})", event_type::identify,
                        "invalid_integrations"}));
@@ -227,7 +231,8 @@ TEST(SegmentDecoder, SizeLimits) {
     decoder d(l);
     std::string big = R"({"userId":"u","traits":{"x":")" + std::string(200, 'a') + R"("}})";
     EXPECT_EQ(d.parse(big, false)->code, "event_too_large");
-    std::string bigbatch = R"({"batch":[{"type":"identify","userId":")" + std::string(400, 'a') + R"("}]})";
+    std::string bigbatch =
+        R"({"batch":[{"type":"identify","userId":")" + std::string(400, 'a') + R"("}]})";
     EXPECT_EQ(d.parse(bigbatch, true)->code, "batch_too_large");
     EXPECT_EQ(d.parse(R"({"batch":[{},{},{}]})", true)->code, "too_many_events");
     // An event inside a batch over the per-event limit is rejected alone.
@@ -280,11 +285,13 @@ namespace switchyard::sources::segment {
 namespace {
 
 TEST(SegmentDecoder, ExplicitTimestampBesideOriginalTimestampIsKept) {
-    // RudderStack SDKs send originalTimestamp (call time) and, when the caller passes one, timestamp.
+    // RudderStack SDKs send originalTimestamp (call time) and, when the caller passes one,
+    // timestamp.
     decoder d({});
-    ASSERT_FALSE(d.parse(R"({"userId":"u","event":"E","originalTimestamp":"2023-11-14T22:13:00.000Z",
+    ASSERT_FALSE(
+        d.parse(R"({"userId":"u","event":"E","originalTimestamp":"2023-11-14T22:13:00.000Z",
         "timestamp":"2023-05-06T07:08:09.010Z","sentAt":"2023-11-14T22:13:05.000Z"})",
-                         false));
+                false));
     decoded out;
     d.decode(single(event_type::track), out);
     ASSERT_EQ(out.events.size(), 1u);
