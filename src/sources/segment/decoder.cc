@@ -271,15 +271,24 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
     }
     std::string_view sent_text = string_field(obj, "sentAt");
     if (sent_text.empty()) sent_text = batch_sent_at_;
-    auto orig_ms = orig_text.empty() ? std::nullopt : util::parse_iso8601_ms(orig_text);
-    auto sent_ms = sent_text.empty() ? std::nullopt : util::parse_iso8601_ms(sent_text);
+    // Plain values rather than optionals: GCC 12 reports a false maybe-uninitialized otherwise.
+    std::int64_t orig_ms = 0, sent_ms = 0;
+    bool has_orig = false, has_sent = false;
+    if (auto v = orig_text.empty() ? std::nullopt : util::parse_iso8601_ms(orig_text); v) {
+        orig_ms = *v;
+        has_orig = true;
+    }
+    if (auto v = sent_text.empty() ? std::nullopt : util::parse_iso8601_ms(sent_text); v) {
+        sent_ms = *v;
+        has_sent = true;
+    }
     std::int64_t ts_ms = info.received_at_ms;
     if (explicit_ts) {
         ts_ms = *explicit_ts;
-    } else if (orig_ms && sent_ms) {
-        ts_ms = info.received_at_ms - (*sent_ms - *orig_ms);
-    } else if (orig_ms) {
-        ts_ms = *orig_ms;
+    } else if (has_orig && has_sent) {
+        ts_ms = info.received_at_ms - (sent_ms - orig_ms);
+    } else if (has_orig) {
+        ts_ms = orig_ms;
     }
 
     std::string& j = ev.json;
