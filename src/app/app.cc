@@ -30,15 +30,6 @@ namespace switchyard::app {
 
 namespace {
 
-// Keys every destination has, read by the core (config.cc) before its factory runs.
-constexpr std::string_view common_destination_keys[] = {"name",
-                                                        "type",
-                                                        "batch_max_events",
-                                                        "batch_max_bytes",
-                                                        "batch_max_wait",
-                                                        "retry_backoff_base",
-                                                        "retry_backoff_max"};
-
 constexpr std::string_view quarantine_worker = "_quarantine";
 
 // Builds every configured destination; errors go to `errs`.
@@ -50,7 +41,7 @@ std::vector<std::unique_ptr<destination>> build_destinations(const config::confi
     for (std::size_t i = 0; i < cfg.destinations.size(); ++i) {
         const auto& d = cfg.destinations[i];
         config::map_reader settings(d.settings, fmt::format("destinations[{}]", i), errs);
-        for (auto k : common_destination_keys) settings.consume(k);
+        for (const auto& k : d.core_keys) settings.consume(k);
         if (d.type.empty()) {  // already reported as a missing required key
             out.emplace_back();
             continue;

@@ -70,6 +70,9 @@ void read_config(map_reader& root, config& c) {
         auto s = root.child("admin", "Admin listener: /healthz, /readyz, /metrics.");
         s.get("listen", c.admin.listen,
               "Address and port of the admin listener; keep it off the public network.");
+        s.get("token", c.admin.token,
+              "Bearer token required by the operator API (/v1/destinations, dead letters, "
+              "reload); empty disables that API. /healthz, /readyz and /metrics need no token.");
         s.finish();
         std::string host;
         unsigned short port = 0;
@@ -173,6 +176,18 @@ void read_config(map_reader& root, config& c) {
         }
     }
     {
+        auto s = root.child("dedup", "The messageId dedup window at admission.");
+        s.get("enabled", c.dedup.enabled,
+              "Answer a repeated (source, messageId) inside the window with 2xx without storing "
+              "it again.");
+        s.get("window", c.dedup.window,
+              "How long a messageId is remembered (after a restart: at most as far back as the log "
+              "still holds).");
+        s.get("max_entries", c.dedup.max_entries,
+              "Most ids remembered (about 40 bytes each); the oldest are forgotten first.");
+        s.finish();
+    }
+    {
         auto s = root.child(
             "quarantine",
             "Where events that fail decoding or per-spec checks are kept, with the reason.");
@@ -198,6 +213,47 @@ void read_config(map_reader& root, config& c) {
             s.get("retry_backoff_base", d.retry_backoff_base,
                   "First retry delay; doubles per attempt, with full jitter.");
             s.get("retry_backoff_max", d.retry_backoff_max, "Cap on the retry delay.");
+            s.get("retry_max_attempts", d.retry_max_attempts,
+                  "Retry budget: attempts per batch before its events are split and, alone, "
+                  "dead-lettered. Attempts are not made (nor counted) while the circuit breaker "
+                  "is open.");
+            s.get("retry_max_age", d.retry_max_age,
+                  "Retry budget: time since a batch's first attempt after which it is split and "
+                  "dead-lettered.");
+            s.get(
+                "breaker_failures", d.breaker_failures,
+                "Consecutive failed attempts that open the circuit breaker (no sends while open).");
+            s.get("breaker_cooldown", d.breaker_cooldown,
+                  "How long the breaker stays open before a one-event probe; doubles per failed "
+                  "probe.");
+            s.get("breaker_cooldown_max", d.breaker_cooldown_max, "Cap on the breaker cooldown.");
+            s.get("concurrency", d.concurrency,
+                  "Batches in flight at once for this destination (each with its own connection); "
+                  "the cursor only passes contiguous delivered batches.");
+            s.get("max_lag_events", d.max_lag_events,
+                  "Lag (events behind the log's end) that triggers `when_lagging`; 0 = no limit.");
+            s.get("when_lagging", d.when_lagging,
+                  "block: keep everything (when the log is full, ingest answers 503); "
+                  "drop_oldest: skip to max_lag_events behind the end, counting every skipped "
+                  "event and writing its id to the dead-letter store.");
+            s.get("dead_letter_max_bytes", d.dead_letter_max_bytes,
+                  "Size bound of this destination's dead-letter store; when full, the destination "
+                  "stops advancing (back-pressure) rather than lose events.");
+            if (!s.describing()) {
+                if (d.when_lagging != "block" && d.when_lagging != "drop_oldest") {
+                    root.errs().add(d.mark,
+                                    fmt::format("destinations: when_lagging '{}' is not block "
+                                                "or drop_oldest",
+                                                d.when_lagging));
+                }
+                if (d.concurrency < 1 || d.concurrency > 64) {
+                    root.errs().add(d.mark, "destinations: concurrency must be 1..64");
+                }
+                if (d.retry_max_attempts < 1) {
+                    root.errs().add(d.mark, "destinations: retry_max_attempts must be at least 1");
+                }
+                d.core_keys = s.consumed_keys();
+            }
             if (s.describing()) continue;
             if (!d.name.empty() && !names.insert(d.name).second) {
                 root.errs().add(d.mark, fmt::format("destinations: duplicate name '{}'", d.name));

@@ -27,6 +27,13 @@ struct server_config {
 
 struct admin_config {
     std::string listen = "127.0.0.1:9090";
+    std::string token;  // bearer token of the operator API; empty disables it
+};
+
+struct dedup_config {
+    bool enabled = true;
+    duration window{24ULL * 3600 * 1000};
+    std::uint64_t max_entries = 10'000'000;
 };
 
 struct logging_config {
@@ -66,6 +73,16 @@ struct destination_config {
     duration batch_max_wait{200};
     duration retry_backoff_base{100};
     duration retry_backoff_max{30'000};
+    std::uint64_t retry_max_attempts = 10;
+    duration retry_max_age{24ULL * 3600 * 1000};
+    std::uint64_t breaker_failures = 5;
+    duration breaker_cooldown{10'000};
+    duration breaker_cooldown_max{300'000};
+    std::uint64_t concurrency = 1;
+    std::uint64_t max_lag_events = 0;
+    std::string when_lagging = "block";
+    byte_size dead_letter_max_bytes{1ULL << 30};
+    std::vector<std::string> core_keys;  // keys read by the core; the factory skips them
     YAML::Node settings;  // the whole mapping; the destination's factory reads its own keys
     YAML::Mark mark;
 };
@@ -85,6 +102,7 @@ struct config {
     log_config log;
     quarantine_config quarantine;
     std::vector<destination_config> destinations;
+    dedup_config dedup;
 
     std::filesystem::path log_dir() const;
     std::filesystem::path quarantine_dir() const;

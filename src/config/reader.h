@@ -87,6 +87,8 @@ class map_reader {
 
     // Marks a key as consumed without reading it.
     void consume(std::string_view key);
+    // Keys read so far (present or not).
+    std::vector<std::string> consumed_keys() const { return {consumed_.begin(), consumed_.end()}; }
     void finish();
 
   private:

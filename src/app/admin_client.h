@@ -1,0 +1,26 @@
+#pragma once
+
+#include <string>
+
+#include "config/config.h"
+
+namespace switchyard::app {
+
+struct admin_reply {
+    int status = 0;  // 0 when the request could not be made
+    std::string body;
+    std::string error;
+};
+
+// One request to the running daemon's operator API (admin.listen, bearer admin.token), for the
+// CLI. Blocking, with a 30 s deadline.
+admin_reply admin_request(const config::config& cfg, const std::string& method,
+                          const std::string& target, const std::string& body = {});
+
+// CLI commands backed by the operator API. Return the process exit code.
+int cli_destinations(const config::config& cfg, bool json);
+int cli_dlq(const config::config& cfg, const std::string& action, const std::string& destination,
+            const std::string& query, bool json);
+int cli_reload(const config::config& cfg);
+
+}  // namespace switchyard::app
