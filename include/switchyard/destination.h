@@ -7,6 +7,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace switchyard {
 
@@ -20,13 +22,17 @@ struct send_outcome {
     send_status status = send_status::delivered;
     std::string reason;                        // human-readable, for logs and dead letters
     std::chrono::milliseconds retry_after{0};  // the target's hint, 0 when none
+    // With `delivered`: items of the batch the target refused one by one (index in the batch,
+    // reason). The delivery engine dead-letters them (kind `rejected`); the rest count as
+    // delivered. Ignored with the other statuses.
+    std::vector<std::pair<std::size_t, std::string>> rejected_items;
 
     static send_outcome ok() { return {}; }
     static send_outcome retry_later(std::string why, std::chrono::milliseconds after = {}) {
-        return {send_status::retry, std::move(why), after};
+        return {send_status::retry, std::move(why), after, {}};
     }
     static send_outcome rejected(std::string why) {
-        return {send_status::reject, std::move(why), {}};
+        return {send_status::reject, std::move(why), {}, {}};
     }
 };
 

@@ -1,6 +1,6 @@
 #include "app/admin_client.h"
 
-#include <iostream>
+#include "http/net.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
-#include "http/net.h"
+#include <iostream>
 
 namespace switchyard::app {
 
@@ -44,8 +44,9 @@ admin_reply admin_request(const config::config& cfg, const std::string& method,
     stream.expires_after(std::chrono::seconds(30));
     stream.connect(results, ec);
     if (ec) {
-        out.error = fmt::format("cannot connect to the admin listener at {}: {} (is the daemon running?)",
-                                cfg.admin.listen, ec.message());
+        out.error =
+            fmt::format("cannot connect to the admin listener at {}: {} (is the daemon running?)",
+                        cfg.admin.listen, ec.message());
         return out;
     }
     bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
@@ -98,8 +99,9 @@ int cli_destinations(const config::config& cfg, bool json) {
         std::cout << r.body << '\n';
         return 0;
     }
-    std::cout << fmt::format("{:<20} {:<9} {:<13} {:>10} {:>9} {:>12} {:>9} {:>8}  {}\n", "NAME", "TYPE",
-                             "STATE", "LAG", "LAG_S", "DELIVERED", "RETRIES", "DLQ", "LAST ERROR");
+    std::cout << fmt::format("{:<20} {:<9} {:<13} {:>10} {:>9} {:>12} {:>9} {:>8}  {}\n", "NAME",
+                             "TYPE", "STATE", "LAG", "LAG_S", "DELIVERED", "RETRIES", "DLQ",
+                             "LAST ERROR");
     simdjson::dom::array arr;
     if (doc["destinations"].get(arr)) return 0;
     for (auto d : arr) {
@@ -115,9 +117,10 @@ int cli_destinations(const config::config& cfg, bool json) {
             }
             return v;
         };
-        std::cout << fmt::format("{:<20} {:<9} {:<13} {:>10} {:>9.1f} {:>12} {:>9} {:>8}  {}\n", s("name"),
-                                 s("type"), s("state"), n("lag_events"), n("lag_seconds"), n("delivered"),
-                                 n("retries"), n("dead_letters"), s("last_error"));
+        std::cout << fmt::format("{:<20} {:<9} {:<13} {:>10} {:>9.1f} {:>12} {:>9} {:>8}  {}\n",
+                                 s("name"), s("type"), s("state"), n("lag_events"),
+                                 n("lag_seconds"), n("delivered"), n("retries"), n("dead_letters"),
+                                 s("last_error"));
     }
     return 0;
 }

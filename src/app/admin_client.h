@@ -1,8 +1,8 @@
 #pragma once
 
-#include <string>
-
 #include "config/config.h"
+
+#include <string>
 
 namespace switchyard::app {
 

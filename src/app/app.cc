@@ -1,5 +1,7 @@
 #include "app/app.h"
 
+#include "admit/dedup.h"
+#include "app/delivery_manager.h"
 #include "delivery/worker.h"
 #include "destinations/file/file_destination.h"
 #include "destinations/registry.h"
@@ -11,6 +13,7 @@
 #include "sources/segment/handler.h"
 #include "telemetry/metrics.h"
 #include "util/json.h"
+#include "util/time.h"
 
 #include <fmt/format.h>
 #include <spdlog/pattern_formatter.h>
@@ -142,7 +145,8 @@ std::string config_docs() {
     return out;
 }
 
-int run(const config::config& cfg) {
+int run(const config::config& initial, const std::string& config_path) {
+    const config::config& cfg = initial;
     setup_logging(cfg.logging);
 
     // Signals are taken synchronously by this thread; every thread started below inherits the mask.
@@ -150,6 +154,7 @@ int run(const config::config& cfg) {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
 
@@ -178,69 +183,79 @@ int run(const config::config& cfg) {
         return 1;
     }
 
-    // Delivery: one worker per destination, plus the quarantine store (a file destination that
-    // receives only quarantine records).
-    config::errors errs;
-    auto dests = build_destinations(cfg, errs);
-    if (!errs.empty()) {
-        for (const auto& e : errs.list()) spdlog::critical("{}", e);
-        return 2;
-    }
-    std::vector<std::string> names;
-    std::vector<std::unique_ptr<delivery::worker>> workers;
-    std::mutex release_mu;
-    auto on_commit = [&] {
-        // Retention follows the slowest cursor among the configured readers.
-        std::lock_guard lk(release_mu);
-        auto snap = cursors.snapshot();
-        std::uint64_t floor = UINT64_MAX;
-        for (const auto& n : names) {
-            auto it = snap.find(n);
-            floor = std::min<std::uint64_t>(floor, it == snap.end() ? 0 : it->second);
+    // The messageId dedup window, rebuilt from what the log still holds.
+    std::unique_ptr<admit::dedup_window> dedup;
+    if (cfg.dedup.enabled) {
+        admit::dedup_options dopts;
+        dopts.window = cfg.dedup.window;
+        dopts.max_entries = cfg.dedup.max_entries;
+        dedup = std::make_unique<admit::dedup_window>(dopts);
+        auto t0 = std::chrono::steady_clock::now();
+        auto scanned = dedup->rebuild(*event_log, util::now_ms());
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - t0)
+                      .count();
+        if (!scanned) {
+            spdlog::error("Rebuilding the dedup window from the log failed: {}; it starts empty.",
+                          scanned.error().message());
+        } else {
+            spdlog::info("Dedup window rebuilt from {} log records ({} ids) in {} ms.", *scanned,
+                         dedup->stats().entries, ms);
         }
-        if (floor != UINT64_MAX) event_log->release_before(floor);
-    };
-    auto dead_letter_dir = std::filesystem::path(cfg.data_dir) / "dead_letter";
-    for (std::size_t i = 0; i < dests.size(); ++i) {
-        const auto& d = cfg.destinations[i];
-        delivery::worker_options wo;
-        wo.name = d.name;
-        wo.max_batch_events = d.batch_max_events;
-        wo.max_batch_bytes = d.batch_max_bytes.bytes;
-        wo.max_wait = d.batch_max_wait;
-        wo.backoff_base = d.retry_backoff_base;
-        wo.backoff_max = d.retry_backoff_max;
-        wo.dead_letter_dir = dead_letter_dir;
-        names.push_back(d.name);
-        workers.push_back(std::make_unique<delivery::worker>(wo, *event_log, cursors,
-                                                             std::move(dests[i]), on_commit));
+        auto& g_entries =
+            metrics.gauges("switchyard_dedup_entries", "messageIds remembered by the dedup window.")
+                .Add({});
+        auto& g_mem =
+            metrics
+                .gauges("switchyard_dedup_memory_bytes", "Memory of the dedup window (estimate).")
+                .Add({});
+        auto& g_evicted =
+            metrics
+                .gauges("switchyard_dedup_evicted",
+                        "Ids forgotten inside the window to stay within max_entries, since start.")
+                .Add({});
+        metrics.on_scrape([&] {
+            auto s = dedup->stats();
+            g_entries.Set(static_cast<double>(s.entries));
+            g_mem.Set(static_cast<double>(s.memory_bytes));
+            g_evicted.Set(static_cast<double>(s.evicted_by_size));
+        });
     }
-    {
-        destinations::file_destination_options qo;
-        qo.dir = cfg.quarantine_dir();
-        qo.prefix = "quarantine";
-        qo.rotate_bytes = cfg.quarantine.rotate_bytes.bytes;
-        delivery::worker_options wo;
-        wo.name = std::string(quarantine_worker);
-        wo.kinds = {record_kind::quarantine};
-        wo.dead_letter_dir = dead_letter_dir;
-        names.push_back(wo.name);
-        workers.push_back(std::make_unique<delivery::worker>(
-            wo, *event_log, cursors, std::make_unique<destinations::file_destination>(qo),
-            on_commit));
-    }
-    // Forget cursors of destinations no longer configured, so they do not pin retention.
-    for (const auto& [n, off] : cursors.snapshot()) {
-        if (std::find(names.begin(), names.end(), n) == names.end()) {
-            spdlog::warn(
-                "Destination {} is no longer configured; its cursor at offset {} is removed.", n,
-                off);
-            cursors.remove(n);
-        }
-    }
-    for (auto& w : workers) w->start();
 
-    // Metrics polled at scrape time.
+    // Delivery: one worker per destination plus the quarantine writer.
+    delivery_manager deliveries(*event_log, cursors, cfg.data_dir, metrics);
+    {
+        config::errors errs(config_path);
+        spdlog::info("Destinations: {}.", deliveries.apply(cfg, errs));
+        if (!errs.empty()) {
+            for (const auto& e : errs.list()) spdlog::critical("{}", e);
+            return 2;
+        }
+    }
+    std::mutex reload_mu;
+    auto reload = [&]() -> std::string {
+        std::lock_guard lk(reload_mu);
+        config::errors errs(config_path);
+        auto next = config::load_file(config_path, errs);
+        if (!errs.empty()) {
+            for (const auto& e : errs.list()) spdlog::error("Reload refused: {}", e);
+            return fmt::format("reload refused: {} config error(s); the running config is kept",
+                               errs.list().size());
+        }
+        auto summary = deliveries.apply(next, errs);
+        if (!errs.empty()) {
+            for (const auto& e : errs.list()) spdlog::error("Reload refused: {}", e);
+            return "reload refused: " + summary;
+        }
+        spdlog::info(
+            "Config reloaded: destinations {}. Changes outside `destinations` need a "
+            "restart.",
+            summary);
+        return summary;
+    };
+    deliveries.set_reloader(reload);
+
+    // Log metrics polled at scrape time.
     {
         auto& g_bytes =
             metrics.gauges("switchyard_log_bytes", "Bytes held by the event log.").Add({});
@@ -265,18 +280,6 @@ int run(const config::config& cfg) {
                               .counters("switchyard_log_corrupt_records_total",
                                         "Corrupt records found in the log.")
                               .Add({});
-        auto& lag = metrics.gauges("switchyard_destination_lag_events",
-                                   "Events in the log not yet delivered, by destination.");
-        auto& delivered = metrics.gauges("switchyard_destination_delivered_events",
-                                         "Events delivered since start, by destination.");
-        auto& rejected =
-            metrics.gauges("switchyard_destination_dead_lettered_events",
-                           "Events written to the dead-letter store since start, by destination.");
-        auto& retries =
-            metrics.gauges("switchyard_destination_retries",
-                           "Send attempts answered with retry since start, by destination.");
-        auto& healthy = metrics.gauges("switchyard_destination_healthy",
-                                       "1 when the destination's last send succeeded.");
         metrics.on_scrape([&, last = log_stats{}]() mutable {
             auto s = event_log->stats();
             g_bytes.Set(static_cast<double>(s.bytes));
@@ -288,15 +291,6 @@ int run(const config::config& cfg) {
             c_full.Increment(static_cast<double>(s.full_refusals - last.full_refusals));
             c_corrupt.Increment(static_cast<double>(s.corrupt_records - last.corrupt_records));
             last = s;
-            for (std::size_t i = 0; i < workers.size(); ++i) {
-                auto ws = workers[i]->stats();
-                std::map<std::string, std::string> l{{"destination", names[i]}};
-                lag.Add(l).Set(static_cast<double>(ws.lag));
-                delivered.Add(l).Set(static_cast<double>(ws.delivered_events));
-                rejected.Add(l).Set(static_cast<double>(ws.rejected_events));
-                retries.Add(l).Set(static_cast<double>(ws.retries));
-                healthy.Add(l).Set(ws.healthy ? 1 : 0);
-            }
         });
     }
 
@@ -307,6 +301,7 @@ int run(const config::config& cfg) {
     ho.event_limits.max_batch_events = cfg.limits.max_batch_events;
     ho.retry_after = std::chrono::duration_cast<std::chrono::seconds>(cfg.log.retry_after);
     if (ho.retry_after.count() < 1) ho.retry_after = std::chrono::seconds(1);
+    ho.dedup = dedup.get();
     for (const auto& p : cfg.server.trusted_proxies)
         ho.trusted_proxies.push_back(*http::parse_cidr(p));
     std::vector<sources::segment::source_entry> sources;
@@ -318,7 +313,8 @@ int run(const config::config& cfg) {
     sources::segment::handler segment(ho, std::move(sources), std::move(keys), *event_log, metrics);
 
     std::atomic<bool> stopping{false};
-    http::admin_handler admin(metrics, [&] { return !stopping.load(); });
+    http::admin_handler admin(
+        metrics, [&] { return !stopping.load(); }, cfg.admin.token, &deliveries);
 
     std::size_t threads = cfg.server.threads > 0
                               ? static_cast<std::size_t>(cfg.server.threads)
@@ -365,7 +361,7 @@ int run(const config::config& cfg) {
         public_server.listen(host, port);
     } catch (const std::exception& e) {
         spdlog::critical("Cannot listen: {}.", e.what());
-        for (auto& w : workers) w->stop();
+        deliveries.stop_all();
         event_log->close();
         return 1;
     }
@@ -377,16 +373,24 @@ int run(const config::config& cfg) {
         admin_server.port(), threads, cfg.log_dir().string());
 
     int sig = 0;
-    sigwait(&sigs, &sig);
+    for (;;) {
+        sigwait(&sigs, &sig);
+        if (sig != SIGHUP) break;
+        spdlog::info("Received SIGHUP; reloading {}.", config_path);
+        reload();
+    }
     spdlog::info("Received signal {}; stopping: no new connections, finishing requests in flight.",
                  sig);
     stopping = true;
     // A second signal forces exit.
     std::thread([sigs] {
-        int s2 = 0;
-        sigwait(&sigs, &s2);
-        std::fputs("Second signal: exiting now without a graceful shutdown.\n", stderr);
-        _exit(1);
+        for (;;) {
+            int s2 = 0;
+            sigwait(&sigs, &s2);
+            if (s2 == SIGHUP) continue;
+            std::fputs("Second signal: exiting now without a graceful shutdown.\n", stderr);
+            _exit(1);
+        }
     }).detach();
 
     public_server.stop_accepting();
@@ -401,7 +405,7 @@ int run(const config::config& cfg) {
         public_server.close_all();
     }
     admin_server.stop_accepting();
-    for (auto& w : workers) w->stop();
+    deliveries.stop_all();
     event_log->close();  // completes and makes durable every queued append
     pool.stop();
     spdlog::info("Stopped cleanly; the event log is durable.");

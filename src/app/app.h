@@ -8,7 +8,7 @@ namespace switchyard::app {
 
 // Runs the daemon until SIGTERM/SIGINT. Start order: log, cursors, delivery, admin, public
 // listener; stop order is the reverse, inputs first. Returns the process exit code.
-int run(const config::config& cfg);
+int run(const config::config& cfg, const std::string& config_path);
 
 // Validates a config file including every destination's own settings. Prints each error with
 // file:line:col to stderr. Returns 0 when valid.

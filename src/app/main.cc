@@ -1,9 +1,9 @@
-#include <iostream>
+#include "app/admin_client.h"
+#include "app/app.h"
 
 #include <CLI/CLI.hpp>
 
-#include "app/admin_client.h"
-#include "app/app.h"
+#include <iostream>
 
 namespace {
 
@@ -11,7 +11,8 @@ std::string url_encode(const std::string& s) {
     static constexpr char hex[] = "0123456789ABCDEF";
     std::string out;
     for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ',' || c == ':') {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ',' ||
+            c == ':') {
             out.push_back(static_cast<char>(c));
         } else {
             out.push_back('%');
@@ -52,12 +53,14 @@ int main(int argc, char** argv) {
     std::string action, destination, kind, reason, since, until, ids;
     std::size_t limit = 0;
     auto* dlq = cli.add_subcommand("dlq", "List, replay or discard a destination's dead letters.");
-    dlq->add_option("action", action, "list | replay | discard")->required()->check(
-        CLI::IsMember({"list", "replay", "discard"}));
+    dlq->add_option("action", action, "list | replay | discard")
+        ->required()
+        ->check(CLI::IsMember({"list", "replay", "discard"}));
     dlq->add_option("-d,--destination", destination, "Destination name.")->required();
     dlq->add_option("-c,--config", config_path, "Config file of the running daemon.")
         ->capture_default_str();
-    dlq->add_option("--kind", kind, "Only entries of this kind: rejected, budget_exhausted, dropped.");
+    dlq->add_option("--kind", kind,
+                    "Only entries of this kind: rejected, budget_exhausted, dropped.");
     dlq->add_option("--reason", reason, "Only entries whose reason contains this text.");
     dlq->add_option("--since", since, "Only entries dead-lettered at or after this ISO-8601 time.");
     dlq->add_option("--until", until, "Only entries dead-lettered before this ISO-8601 time.");
@@ -95,5 +98,5 @@ int main(int argc, char** argv) {
         if (limit) add("limit", std::to_string(limit));
         return switchyard::app::cli_dlq(cfg, action, destination, q, json);
     }
-    return switchyard::app::run(cfg);
+    return switchyard::app::run(cfg, config_path);
 }

@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include "http/net.h"
+#include "route/route.h"
 
 #include <fmt/format.h>
 
@@ -239,6 +240,8 @@ void read_config(map_reader& root, config& c) {
             s.get("dead_letter_max_bytes", d.dead_letter_max_bytes,
                   "Size bound of this destination's dead-letter store; when full, the destination "
                   "stops advancing (back-pressure) rather than lose events.");
+            d.rules = std::make_shared<route::rules>();
+            route::read_rules(s, d.name, *d.rules);
             if (!s.describing()) {
                 if (d.when_lagging != "block" && d.when_lagging != "drop_oldest") {
                     root.errs().add(d.mark,
@@ -257,6 +260,11 @@ void read_config(map_reader& root, config& c) {
             if (s.describing()) continue;
             if (!d.name.empty() && !names.insert(d.name).second) {
                 root.errs().add(d.mark, fmt::format("destinations: duplicate name '{}'", d.name));
+            }
+            if (!d.name.empty() && d.name.front() == '_') {
+                root.errs().add(d.mark, fmt::format("destinations: name '{}' may not start with '_' "
+                                                    "(reserved for built-in readers)",
+                                                    d.name));
             }
             for (char ch : d.name) {
                 if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-')) {

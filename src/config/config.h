@@ -6,8 +6,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace switchyard::route {
+struct rules;
+}
 
 namespace switchyard::config {
 
@@ -82,7 +87,8 @@ struct destination_config {
     std::uint64_t max_lag_events = 0;
     std::string when_lagging = "block";
     byte_size dead_letter_max_bytes{1ULL << 30};
-    std::vector<std::string> core_keys;  // keys read by the core; the factory skips them
+    std::shared_ptr<route::rules> rules;  // routing: filters, integrations, consent, fields
+    std::vector<std::string> core_keys;   // keys read by the core; the factory skips them
     YAML::Node settings;  // the whole mapping; the destination's factory reads its own keys
     YAML::Mark mark;
 };

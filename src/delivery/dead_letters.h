@@ -14,26 +14,26 @@ namespace switchyard::delivery {
 
 // One event a destination could not take, with why.
 struct dead_letter {
-    std::uint64_t id = 0;           // unique within the destination's store, increasing
-    std::uint64_t offset = 0;       // log offset the event came from
-    std::int64_t time_ms = 0;       // when it was dead-lettered (Unix ms); 0 = now, at append
-    std::string reason;             // "rejected: HTTP 400: ...", "retry budget exhausted: ...",
-                                    // "dropped: lag over limit", ...
-    std::string kind;               // stable reason class: rejected | budget_exhausted | dropped
-    std::uint32_t attempts = 0;     // send attempts made for it
-    std::string last_response;      // the destination's last answer (status and body excerpt)
+    std::uint64_t id = 0;        // unique within the destination's store, increasing
+    std::uint64_t offset = 0;    // log offset the event came from
+    std::int64_t time_ms = 0;    // when it was dead-lettered (Unix ms); 0 = now, at append
+    std::string reason;          // "rejected: HTTP 400: ...", "retry budget exhausted: ...",
+                                 // "dropped: lag over limit", ...
+    std::string kind;            // stable reason class: rejected | budget_exhausted | dropped
+    std::uint32_t attempts = 0;  // send attempts made for it
+    std::string last_response;   // the destination's last answer (status and body excerpt)
     std::string message_id;
-    std::string event_json;         // the canonical event (may be empty for `dropped` entries
-                                    // when only ids are kept)
-    bool replaying = false;         // marked for replay and not yet delivered
+    std::string event_json;  // the canonical event (may be empty for `dropped` entries
+                             // when only ids are kept)
+    bool replaying = false;  // marked for replay and not yet delivered
 };
 
 struct dead_letter_filter {
-    std::optional<std::string> kind;           // exact match on `kind`
+    std::optional<std::string> kind;  // exact match on `kind`
     std::optional<std::string> reason_contains;
-    std::optional<std::int64_t> since_ms;      // time_ms >= since
-    std::optional<std::int64_t> until_ms;      // time_ms <  until
-    std::vector<std::uint64_t> ids;            // when not empty: only these ids
+    std::optional<std::int64_t> since_ms;  // time_ms >= since
+    std::optional<std::int64_t> until_ms;  // time_ms <  until
+    std::vector<std::uint64_t> ids;        // when not empty: only these ids
     bool matches(const dead_letter& d) const;
 };
 
@@ -115,8 +115,9 @@ class dead_letter_store {
     std::error_code read_event(const entry& e, std::string& out) const;
     std::error_code to_dead_letter(const entry& e, dead_letter& out) const;
     // Writes `next` (positions still in the current file) to a temp file and renames it over the
-    // file; on success `next` has its new positions and becomes entries_.
-    std::error_code rewrite(std::vector<entry>& next);
+    // file. Once the rename is done (`adopted`), `next` has its new positions and is entries_;
+    // an error after that is the directory sync failing.
+    std::error_code rewrite(std::vector<entry>& next, bool& adopted);
 
     std::filesystem::path dir_;
     std::string destination_;

@@ -17,6 +17,12 @@ metrics::metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                      .Name("switchyard_events_rejected_total")
                      .Help("Events refused by per-spec checks and kept in quarantine, by reason.")
                      .Register(*registry_);
+    duplicates_ = &prometheus::BuildCounter()
+                       .Name("switchyard_events_duplicate_total")
+                       .Help(
+                           "Events answered 2xx but not stored again: messageId seen inside the "
+                           "dedup window, by source.")
+                       .Register(*registry_);
     fsync_seconds_ = &prometheus::BuildHistogram()
                           .Name("switchyard_log_fsync_seconds")
                           .Help("Latency of the log's fdatasync calls.")
@@ -60,6 +66,12 @@ void metrics::count_request(std::string_view route, unsigned status) {
 void metrics::count_accepted(std::string_view source, double n) {
     cached(accepted_, source, 0, [&]() -> prometheus::Counter& {
         return accepted_->Add({{"source", std::string(source)}});
+    }).Increment(n);
+}
+
+void metrics::count_duplicate(std::string_view source, double n) {
+    cached(duplicates_, source, 0, [&]() -> prometheus::Counter& {
+        return duplicates_->Add({{"source", std::string(source)}});
     }).Increment(n);
 }
 

@@ -26,6 +26,7 @@ class metrics {
     void count_request(std::string_view route, unsigned status);
     void count_accepted(std::string_view source, double n);
     void count_rejected(std::string_view reason, double n);
+    void count_duplicate(std::string_view source, double n);
     void observe_fsync(double seconds) { fsync_seconds_->Observe(seconds); }
 
     prometheus::Family<prometheus::Gauge>& gauges(const std::string& name, const std::string& help);
@@ -43,6 +44,7 @@ class metrics {
     prometheus::Family<prometheus::Counter>* requests_;
     prometheus::Family<prometheus::Counter>* accepted_;
     prometheus::Family<prometheus::Counter>* rejected_;
+    prometheus::Family<prometheus::Counter>* duplicates_;
     prometheus::Histogram* fsync_seconds_;
     std::mutex mu_;
     std::vector<std::function<void()>> scrapers_;

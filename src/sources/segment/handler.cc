@@ -1,5 +1,6 @@
 #include "sources/segment/handler.h"
 
+#include "admit/dedup.h"
 #include "util/ids.h"
 #include "util/json.h"
 #include "util/time.h"
@@ -334,12 +335,24 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
     record_batch batch;
     std::string payload;
     std::int64_t now = util::now_ms();
+    std::string src_name = src ? src->name : std::string();
+    // messageId dedup: a repeat inside the window is answered like the original and not stored
+    // again. Ids inserted here are forgotten if the append fails, so the retry is not a "repeat".
+    std::vector<std::string> inserted;
+    std::size_t duplicates = 0;
     for (const auto& ev : d.events) {
+        if (opts_.dedup != nullptr) {
+            if (opts_.dedup->check_and_insert(ev.header.source, ev.header.message_id, now)) {
+                ++duplicates;
+                continue;
+            }
+            inserted.push_back(ev.header.message_id);
+        }
         payload.clear();
         encode_event(ev, payload);
         batch.add(payload);
     }
-    std::string src_name = src ? src->name : std::string();
+    if (duplicates) metrics_.count_duplicate(src_name, static_cast<double>(duplicates));
     for (const auto& rj : d.rejected) {
         event_header h;
         h.kind = record_kind::quarantine;
@@ -355,7 +368,7 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
 
     // Build the answer now (on the I/O thread); the log's writer thread only sends it.
     http::response ok;
-    std::size_t accepted = d.events.size();
+    std::size_t accepted = d.events.size() - duplicates;
     if (pixel) {
         ok = gif_response();
     } else if (single && !d.rejected.empty()) {
@@ -395,19 +408,27 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
     };
     auto shared_ok = std::make_shared<http::response>(std::move(ok));
     std::string label(route_label);
-    auto ec = log_.append(std::move(batch), [this, shared_ok, respond, label, accepted, src_name,
-                                             fail_res = fail(make_error_code(errc::io_error)),
-                                             pixel](std::error_code ec, std::uint64_t) mutable {
-        if (ec && !pixel) {
-            metrics_.count_request(label, 503);
-            respond(std::move(fail_res));
-            return;
-        }
-        metrics_.count_request(label, shared_ok->result_int());
-        if (!ec) metrics_.count_accepted(src_name, static_cast<double>(accepted));
-        respond(std::move(*shared_ok));
-    });
+    auto forget = [dedup = opts_.dedup, src_name](const std::vector<std::string>& ids) {
+        if (dedup == nullptr) return;
+        for (const auto& id : ids) dedup->erase(src_name, id);
+    };
+    auto ec = log_.append(std::move(batch),
+                          [this, shared_ok, respond, label, accepted, src_name,
+                           fail_res = fail(make_error_code(errc::io_error)), pixel, inserted,
+                           forget](std::error_code ec, std::uint64_t) mutable {
+                              if (ec) forget(inserted);
+                              if (ec && !pixel) {
+                                  metrics_.count_request(label, 503);
+                                  respond(std::move(fail_res));
+                                  return;
+                              }
+                              metrics_.count_request(label, shared_ok->result_int());
+                              if (!ec)
+                                  metrics_.count_accepted(src_name, static_cast<double>(accepted));
+                              respond(std::move(*shared_ok));
+                          });
     if (ec) {
+        forget(inserted);
         if (pixel) {
             // The pixel always answers the GIF; the loss is counted, never silent.
             metrics_.count_rejected("log_full",

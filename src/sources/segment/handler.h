@@ -1,5 +1,6 @@
 #pragma once
 
+#include "admit/dedup.h"
 #include "http/cors.h"
 #include "http/net.h"
 #include "http/server.h"
@@ -25,6 +26,7 @@ struct handler_options {
     limits event_limits;
     std::vector<http::cidr> trusted_proxies;
     std::chrono::seconds retry_after{5};
+    admit::dedup_window* dedup = nullptr;  // null: no dedup
 };
 
 // The Segment HTTP Tracking API (and analytics.js short routes, pixel, settings) on top of the

@@ -1,0 +1,80 @@
+#pragma once
+
+#include "config/config.h"
+#include "delivery/dead_letters.h"
+#include "delivery/worker.h"
+#include "http/admin.h"
+#include "log/cursor_store.h"
+#include "switchyard/log.h"
+#include "telemetry/metrics.h"
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace switchyard::app {
+
+// Owns the delivery side: one worker and one dead-letter store per configured destination, plus
+// the built-in quarantine writer; keeps log retention at the slowest cursor; applies config
+// reloads (SIGHUP or POST /v1/reload) by stopping removed or changed destinations and starting
+// new or changed ones, so unchanged destinations never stop and every cursor is kept; and serves
+// the operator API (/v1/destinations, dead letters).
+//
+// Lifecycle: built by app::run after the log and cursor store are open; stop_all() before the
+// log closes. apply() runs on the main thread (reload); call() on the admin handler's thread;
+// on_commit() on worker threads. One mutex guards the destination table.
+class delivery_manager final : public http::operator_backend {
+  public:
+    delivery_manager(event_log& log, log::cursor_store& cursors, std::filesystem::path data_dir,
+                     telemetry::metrics& m);
+    ~delivery_manager() override;
+
+    // Starts (or, on reload, reconciles) the destinations of `cfg`. Destinations are built
+    // before anything is stopped, so a config whose destinations fail to build changes nothing
+    // (errors in `errs`). Returns a one-line summary.
+    std::string apply(const config::config& cfg, config::errors& errs);
+    void stop_all();
+
+    // Asks the owner to reload the config file (set by app::run; used by POST /v1/reload).
+    void set_reloader(std::function<std::string()> f) { reloader_ = std::move(f); }
+
+    reply call(std::string_view method, std::string_view path, std::string_view query,
+               std::string_view body) override;
+
+    // Renders the destinations table as JSON (the operator API's GET /v1/destinations).
+    std::string destinations_json();
+
+  private:
+    struct entry {
+        std::string name;
+        std::string type;
+        std::string fingerprint;  // the entry's YAML, to detect changes on reload
+        std::unique_ptr<delivery::dead_letter_store> dead_letters;
+        std::unique_ptr<delivery::worker> worker;
+    };
+
+    void on_commit();
+    std::unique_ptr<entry> build(const config::config& cfg, const config::destination_config& d,
+                                 config::errors& errs);
+    std::unique_ptr<entry> build_quarantine(const config::config& cfg);
+    void register_metrics();
+    entry* find(std::string_view name);
+
+    event_log& log_;
+    log::cursor_store& cursors_;
+    std::filesystem::path data_dir_;
+    telemetry::metrics& metrics_;
+    std::function<std::string()> reloader_;
+
+    std::mutex mu_;  // guards entries_
+    std::map<std::string, std::unique_ptr<entry>, std::less<>> entries_;
+    std::mutex release_mu_;
+
+    prometheus::Family<prometheus::Histogram>* batch_size_ = nullptr;
+    prometheus::Family<prometheus::Histogram>* latency_ = nullptr;
+};
+
+}  // namespace switchyard::app
