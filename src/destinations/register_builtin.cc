@@ -1,9 +1,13 @@
 // The one list of built-in destinations. Adding a destination = one folder + one line here.
 #include "destinations/file/file_destination.h"
 #include "destinations/registry.h"
+#include "destinations/webhook/webhook_destination.h"
 
 namespace switchyard::destinations {
 
-void register_builtin(registry& r) { r.add("file", &make_file_destination); }
+void register_builtin(registry& r) {
+    r.add("file", &make_file_destination);
+    r.add("webhook", &make_webhook_destination);
+}
 
 }  // namespace switchyard::destinations
