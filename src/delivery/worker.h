@@ -34,12 +34,12 @@ enum class lag_policy {
 
 // Decides per event: nullopt = deliver (with `transformed` as the event JSON when the hook
 // filled it), or the reason to skip it (counted in worker_stats::filtered; the cursor moves on).
-// Called on the worker's reader thread.
+// Called on the worker's reader thread; must not throw.
 using route_fn =
     std::function<std::optional<std::string_view>(const event_view& e, std::string& transformed)>;
 
 // Called after every send attempt, on the sender thread that made it (so it must be
-// thread-safe): the batch size, how long send() took, and its answer.
+// thread-safe, and must not throw): the batch size, how long send() took, and its answer.
 using send_observer = std::function<void(std::size_t events, double seconds, send_status status)>;
 
 struct worker_options {
