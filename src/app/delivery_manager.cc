@@ -111,22 +111,34 @@ delivery_manager::delivery_manager(event_log& log, log::cursor_store& cursors,
 delivery_manager::~delivery_manager() { stop_all(); }
 
 void delivery_manager::on_commit() {
-    // Retention follows the slowest cursor among the configured readers.
+    // Retention follows the slowest cursor among the configured readers. Uses its own lock, not
+    // mu_, so no operator action or reload can stall a destination's commits.
     std::lock_guard lk(release_mu_);
     auto snap = cursors_.snapshot();
     std::uint64_t floor = UINT64_MAX;
-    {
-        std::lock_guard g(mu_);
-        for (const auto& [name, e] : entries_) {
-            auto it = snap.find(name);
-            floor = std::min<std::uint64_t>(floor, it == snap.end() ? 0 : it->second);
-        }
+    for (const auto& name : names_) {
+        auto it = snap.find(name);
+        floor = std::min<std::uint64_t>(floor, it == snap.end() ? 0 : it->second);
     }
     if (floor != UINT64_MAX) log_.release_before(floor);
 }
 
+void delivery_manager::publish_names() {
+    std::lock_guard lk(release_mu_);
+    names_.clear();
+    for (const auto& [name, e] : entries_) names_.push_back(name);
+}
+
+std::vector<std::shared_ptr<delivery_manager::entry>> delivery_manager::snapshot() {
+    std::lock_guard lk(mu_);
+    std::vector<std::shared_ptr<entry>> out;
+    for (const auto& [name, e] : entries_) out.push_back(e);
+    return out;
+}
+
 std::unique_ptr<delivery_manager::entry> delivery_manager::build(
-    const config::config& cfg, const config::destination_config& d, config::errors& errs) {
+    const config::config& cfg, const config::destination_config& d,
+    std::shared_ptr<delivery::dead_letter_store> store, config::errors& errs) {
     destinations::registry reg;
     destinations::register_builtin(reg);
     const auto* f = reg.find(d.type);
@@ -147,14 +159,18 @@ std::unique_ptr<delivery_manager::entry> delivery_manager::build(
     e->name = d.name;
     e->type = d.type;
     e->fingerprint = YAML::Dump(d.settings);
-    e->dead_letters = std::make_unique<delivery::dead_letter_store>(
-        data_dir_ / "dead_letter", d.name, d.dead_letter_max_bytes.bytes);
-    try {
-        e->dead_letters->open();
-    } catch (const std::exception& ex) {
-        errs.add(d.mark, fmt::format("destinations: {}: cannot open the dead-letter store: {}",
-                                     d.name, ex.what()));
-        return nullptr;
+    if (store) {
+        e->dead_letters = std::move(store);  // a changed destination keeps its open store
+    } else {
+        e->dead_letters = std::make_shared<delivery::dead_letter_store>(
+            data_dir_ / "dead_letter", d.name, d.dead_letter_max_bytes.bytes);
+        try {
+            e->dead_letters->open();
+        } catch (const std::exception& ex) {
+            errs.add(d.mark, fmt::format("destinations: {}: cannot open the dead-letter store: {}",
+                                         d.name, ex.what()));
+            return nullptr;
+        }
     }
 
     delivery::worker_options wo;
@@ -207,7 +223,7 @@ std::unique_ptr<delivery_manager::entry> delivery_manager::build_quarantine(
     e->name = std::string(quarantine_name);
     e->type = "file";
     e->dead_letters =
-        std::make_unique<delivery::dead_letter_store>(data_dir_ / "dead_letter", e->name);
+        std::make_shared<delivery::dead_letter_store>(data_dir_ / "dead_letter", e->name);
     e->dead_letters->open();
     destinations::file_destination_options qo;
     qo.dir = cfg.quarantine_dir();
@@ -235,7 +251,7 @@ std::string delivery_manager::apply(const config::config& cfg, config::errors& e
                 unchanged.push_back(d.name);
                 continue;
             }
-            auto e = build(cfg, d, errs);
+            auto e = build(cfg, d, it != entries_.end() ? it->second->dead_letters : nullptr, errs);
             if (e) fresh.emplace(d.name, std::move(e));
         }
     }
@@ -247,7 +263,7 @@ std::string delivery_manager::apply(const config::config& cfg, config::errors& e
     }
     const bool quarantine_new = quarantine != nullptr;
 
-    std::vector<std::unique_ptr<entry>> retired;
+    std::vector<std::shared_ptr<entry>> retired;
     std::vector<std::string> removed, changed, added;
     {
         std::lock_guard lk(mu_);
@@ -263,6 +279,8 @@ std::string delivery_manager::apply(const config::config& cfg, config::errors& e
             retired.push_back(std::move(it->second));
             it = entries_.erase(it);
         }
+        // names_ still lists the retired ones until the new table is published below, so no
+        // commit can release segments a changed destination still needs.
     }
     // Stop outside the lock: a worker's final commit calls on_commit(), which takes it.
     for (auto& e : retired) e->worker->stop();
@@ -275,10 +293,14 @@ std::string delivery_manager::apply(const config::config& cfg, config::errors& e
         std::lock_guard lk(mu_);
         if (quarantine) entries_.emplace(quarantine->name, std::move(quarantine));
         for (auto& [name, e] : fresh) {
-            if (std::find(changed.begin(), changed.end(), name) == changed.end()) {
-                added.push_back(name);
-            }
             entries_.emplace(name, std::move(e));
+        }
+        publish_names();
+        for (const auto& d : cfg.destinations) {
+            if (fresh.count(d.name) &&
+                std::find(changed.begin(), changed.end(), d.name) == changed.end()) {
+                added.push_back(d.name);
+            }
         }
         // Cursors of destinations that are no longer configured would pin retention forever.
         for (const auto& [n, off] : cursors_.snapshot()) {
@@ -310,25 +332,20 @@ std::string delivery_manager::apply(const config::config& cfg, config::errors& e
 }
 
 void delivery_manager::stop_all() {
-    // Stop outside the lock: a worker's final commit calls on_commit(), which takes it.
-    std::vector<delivery::worker*> workers;
-    {
-        std::lock_guard lk(mu_);
-        for (auto& [n, e] : entries_) workers.push_back(e->worker.get());
-    }
-    for (auto* w : workers) w->stop();
+    for (auto& e : snapshot()) e->worker->stop();
 }
 
-delivery_manager::entry* delivery_manager::find(std::string_view name) {
+std::shared_ptr<delivery_manager::entry> delivery_manager::find(std::string_view name) {
+    std::lock_guard lk(mu_);
     auto it = entries_.find(name);
-    return it == entries_.end() ? nullptr : it->second.get();
+    return it == entries_.end() ? nullptr : it->second;
 }
 
 std::string delivery_manager::destinations_json() {
-    std::lock_guard lk(mu_);
     std::string j = "{\"destinations\":[";
     bool first = true;
-    for (auto& [name, e] : entries_) {
+    for (auto& e : snapshot()) {
+        const std::string& name = e->name;
         auto s = e->worker->stats();
         if (!first) j += ',';
         first = false;
@@ -387,8 +404,7 @@ http::operator_backend::reply delivery_manager::call(std::string_view method, st
     std::string name(rest.substr(0, slash));
     std::string_view action = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
 
-    std::lock_guard lk(mu_);
-    entry* e = find(name);
+    auto e = find(name);
     if (e == nullptr) return error_reply(404, "unknown_destination", "no destination " + name);
     if (action == "pause" || action == "resume") {
         if (method != "POST") return error_reply(405, "method_not_allowed", "use POST");
@@ -485,8 +501,8 @@ void delivery_manager::register_metrics() {
     auto& paused =
         metrics_.gauges("switchyard_destination_paused", "1 when paused by an operator.");
     metrics_.on_scrape([&, this] {
-        std::lock_guard lk(mu_);
-        for (auto& [name, e] : entries_) {
+        for (auto& e : snapshot()) {
+            const std::string& name = e->name;
             auto s = e->worker->stats();
             std::map<std::string, std::string> l{{"destination", name}};
             lag.Add(l).Set(static_cast<double>(s.lag_events));

@@ -52,16 +52,18 @@ class delivery_manager final : public http::operator_backend {
         std::string name;
         std::string type;
         std::string fingerprint;  // the entry's YAML, to detect changes on reload
-        std::unique_ptr<delivery::dead_letter_store> dead_letters;
+        // Shared with the entry that replaces this one on reload: one store per file.
+        std::shared_ptr<delivery::dead_letter_store> dead_letters;
         std::unique_ptr<delivery::worker> worker;
     };
 
     void on_commit();
     std::unique_ptr<entry> build(const config::config& cfg, const config::destination_config& d,
+                                 std::shared_ptr<delivery::dead_letter_store> store,
                                  config::errors& errs);
     std::unique_ptr<entry> build_quarantine(const config::config& cfg);
     void register_metrics();
-    entry* find(std::string_view name);
+    std::shared_ptr<entry> find(std::string_view name);
 
     event_log& log_;
     log::cursor_store& cursors_;
@@ -69,9 +71,15 @@ class delivery_manager final : public http::operator_backend {
     telemetry::metrics& metrics_;
     std::function<std::string()> reloader_;
 
+    // Entries are shared so the operator API and metrics can use one after dropping mu_ (a
+    // dead-letter rewrite must never hold the lock that other destinations' commits need).
+    std::vector<std::shared_ptr<entry>> snapshot();
+    void publish_names();  // copies entry names for on_commit; call with mu_ held
+
     std::mutex mu_;  // guards entries_
-    std::map<std::string, std::unique_ptr<entry>, std::less<>> entries_;
-    std::mutex release_mu_;
+    std::map<std::string, std::shared_ptr<entry>, std::less<>> entries_;
+    std::mutex release_mu_;  // serialises release_before; guards names_
+    std::vector<std::string> names_;
 
     prometheus::Family<prometheus::Histogram>* batch_size_ = nullptr;
     prometheus::Family<prometheus::Histogram>* latency_ = nullptr;
