@@ -9,7 +9,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
+#include <set>
 
 namespace switchyard::app {
 
@@ -500,9 +502,32 @@ void delivery_manager::register_metrics() {
                                     "Times the circuit breaker opened since start.");
     auto& paused =
         metrics_.gauges("switchyard_destination_paused", "1 when paused by an operator.");
-    metrics_.on_scrape([&, this] {
-        for (auto& e : snapshot()) {
+    // The gauges of a destination removed by a reload are removed too: a frozen lag or
+    // healthy=0 of a destination that no longer exists would keep alerts firing forever. (Its
+    // histograms stay: a retired worker may still be finishing a send that observes them.)
+    metrics_.on_scrape([&, this,
+                        exported = std::map<std::string, std::set<std::string>>()]() mutable {
+        auto current = snapshot();
+        for (auto it = exported.begin(); it != exported.end();) {
+            if (std::any_of(current.begin(), current.end(),
+                            [&](const auto& e) { return e->name == it->first; })) {
+                ++it;
+                continue;
+            }
+            const std::map<std::string, std::string> l{{"destination", it->first}};
+            for (auto* fam : {&lag, &lag_s, &delivered, &retries, &rejected, &dead, &dropped, &dlq,
+                              &healthy, &breaker, &paused}) {
+                fam->Remove(&fam->Add(l));
+            }
+            for (const auto& reason : it->second) {
+                auto& g = filtered.Add({{"destination", it->first}, {"reason", reason}});
+                filtered.Remove(&g);
+            }
+            it = exported.erase(it);
+        }
+        for (auto& e : current) {
             const std::string& name = e->name;
+            auto& reasons = exported[name];
             auto s = e->worker->stats();
             std::map<std::string, std::string> l{{"destination", name}};
             lag.Add(l).Set(static_cast<double>(s.lag_events));
@@ -519,6 +544,7 @@ void delivery_manager::register_metrics() {
             for (const auto& [reason, n] : s.filtered) {
                 filtered.Add({{"destination", name}, {"reason", reason}})
                     .Set(static_cast<double>(n));
+                reasons.insert(reason);
             }
         }
     });

@@ -31,9 +31,11 @@ def basic(key=WRITE_KEY, colon=True):
 
 class Daemon:
     """A switchyard process with its own temp data dir. `extra` is YAML appended to the config;
-    `server`/`log`/`sources`/`destinations` override the default sections (YAML text)."""
+    `server`/`log`/`sources`/`destinations` override the default sections (YAML text);
+    `admin_extra` is YAML added inside the `admin:` section (e.g. "  token: secret")."""
 
-    def __init__(self, server="", log="", sources=None, destinations=None, extra="", data_dir=None):
+    def __init__(self, server="", log="", sources=None, destinations=None, extra="", data_dir=None,
+                 admin_extra=""):
         self.tmp = tempfile.mkdtemp(prefix="switchyard-e2e-")
         self.data = data_dir or os.path.join(self.tmp, "data")
         self.port = free_port()
@@ -61,6 +63,7 @@ server:
 {server}
 admin:
   listen: 127.0.0.1:{self.admin_port}
+{admin_extra}
 logging:
   level: warn
 sources:{sources}
@@ -70,6 +73,7 @@ log:
 destinations:{destinations}
 {extra}
 """
+        self.destinations_text = destinations
         self.config_path = os.path.join(self.tmp, "switchyard.yaml")
         with open(self.config_path, "w") as f:
             f.write(self.config_text)
@@ -77,6 +81,8 @@ destinations:{destinations}
         self.stderr_path = os.path.join(self.tmp, "stderr.txt")
 
     def start(self, timeout=20):
+        if getattr(self, "stderr", None):
+            self.stderr.close()  # restarted: the previous run's handle
         self.stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen([BIN, "run", "-c", self.config_path], stdout=self.stderr,
                                      stderr=self.stderr, cwd=self.tmp)
@@ -183,6 +189,125 @@ destinations:{destinations}
 
     def quarantine(self):
         return self.read_ndjson("quarantine")
+
+    # Operator API, CLI and config (added for the delivery / reload tests) -------------------
+    def api(self, method, path, token=None, body=None, timeout=30):
+        """Calls the operator API on the admin port with `Authorization: Bearer <token>` (no header
+        when token is None). Returns (status, parsed JSON or raw bytes)."""
+        h = {} if token is None else {"Authorization": "Bearer " + token}
+        st, _, data = self.request(method, path, body, h, port=self.admin_port, timeout=timeout)
+        try:
+            return st, json.loads(data)
+        except ValueError:
+            return st, data
+
+    def destination_stats(self, name, token):
+        st, doc = self.api("GET", "/v1/destinations", token)
+        if st != 200:
+            raise AssertionError(f"GET /v1/destinations: {st} {doc!r}")
+        for d in doc["destinations"]:
+            if d["name"] == name:
+                return d
+        return None
+
+    def cli(self, *args, timeout=30):
+        """Runs `switchyard <args> -c <this config>`; returns CompletedProcess (text)."""
+        return subprocess.run([BIN, *args, "-c", self.config_path], capture_output=True, text=True,
+                              timeout=timeout)
+
+    def rewrite_config(self, destinations=None, text=None):
+        """Replaces the config file: the whole text, or only the `destinations:` section."""
+        if text is None:
+            old = "\ndestinations:" + self.destinations_text + "\n"
+            assert self.config_text.count(old) == 1, "cannot find the destinations section"
+            text = self.config_text.replace(old, "\ndestinations:" + destinations + "\n")
+            self.destinations_text = destinations
+        self.config_text = text
+        with open(self.config_path, "w") as f:
+            f.write(text)
+
+    def post_events(self, events, batch=100, auth=True):
+        """Posts `events` to /v1/batch in batches; asserts every answer is 200."""
+        for i in range(0, len(events), batch):
+            st, _, body = self.post("/v1/batch", {"batch": events[i:i + batch]}, auth=auth)
+            if st != 200:
+                raise AssertionError(f"/v1/batch answered {st}: {body[:300]!r}")
+
+
+RECEIVER = os.path.join(SOURCE_DIR, "tests", "support", "webhook_receiver.py")
+
+
+class Receiver:
+    """tests/support/webhook_receiver.py in a subprocess (it exits when our end of its stdin
+    closes). Use as a context manager or call close()."""
+
+    def __init__(self, *args, max_seconds=600):
+        self.proc = subprocess.Popen(
+            ["python3", RECEIVER, "--max-seconds", str(max_seconds), *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.port = None
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("PORT "):
+                self.port = int(line.split()[1])
+                break
+        if self.port is None:
+            self.close()
+            raise RuntimeError("webhook receiver did not start")
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+
+    def _call(self, method, path, doc=None, timeout=30):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        body = None if doc is None else json.dumps(doc).encode()
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        if r.status != 200:
+            raise AssertionError(f"receiver {method} {path}: {r.status} {data[:200]!r}")
+        return json.loads(data)
+
+    def mode(self, mode, **kw):
+        doc = {"mode": mode}
+        doc.update(kw)
+        return self._call("POST", "/_control", doc)
+
+    def received(self):
+        return self._call("GET", "/_received")
+
+    def received_ids(self):
+        return {e.get("messageId") for e in self.received()}
+
+    def stats(self):
+        return self._call("GET", "/_stats")
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def closed_port():
+    """A loopback port nothing listens on (connections are refused)."""
+    return free_port()
 
 
 # Raw sockets, polling and process helpers (added for the bad-input / crash / shutdown tests) ----

@@ -4,7 +4,8 @@
 Listens on 127.0.0.1 (port 0 = a free one), prints `PORT <n>` on stdout when ready, and keeps
 every batch it receives. Everything else is controlled over HTTP on the same port:
 
-  POST /_control   {"mode": "ok"|"fail500"|"hang"|"429"|"reset"|"reject_matching"|"status",
+  POST /_control   {"mode": "ok"|"fail500"|"hang"|"429"|"reset"|"reject_matching"|"fail_matching"|
+                    "status",
                     "retry_after": "2", "match": "<substring>", "status": 302, "body": "..."}
   GET  /_received  JSON list of the events received (parsed from the bodies)
   GET  /_batches   JSON list of {path, headers, body_b64, events} per accepted request
@@ -17,6 +18,7 @@ Modes, for every request that is not /_control etc.:
   429              429 with Retry-After: <retry_after> (seconds or an HTTP-date string)
   reset            closes the connection with an RST, without answering
   reject_matching  400 "rejected: contains <match>" when the raw body contains `match`, else ok
+  fail_matching    500 "failed: contains <match>" when the raw body contains `match`, else ok
   status           answers `status` with `body` (e.g. 302 with a Location header)
 
 With --secret S, X-Switchyard-Signature is checked (HMAC-SHA256 over "<t>.<raw body>") and a
@@ -92,6 +94,12 @@ def make_handler(state, secret, max_body):
         def setup(self):
             super().setup()
             self.counted = False
+            # The head and the body of an answer are written separately; without TCP_NODELAY
+            # Nagle holds the body back until the client's delayed ACK (~40 ms per request).
+            try:
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
 
         def reply(self, status, body=b"", headers=None, content_type="text/plain"):
             if isinstance(body, str):
@@ -197,6 +205,9 @@ def make_handler(state, secret, max_body):
                         state.stats["bad_signature"] += 1
                     self.reply(401, "bad signature")
                     return
+            if name == "fail_matching" and mode.get("match", "").encode() in raw:
+                self.reply(500, "failed: contains " + mode.get("match", ""))
+                return
             if name == "reject_matching" and mode.get("match", "").encode() in raw:
                 self.reply(400, "rejected: contains " + mode.get("match", ""))
                 return

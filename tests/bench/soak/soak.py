@@ -5,9 +5,10 @@ every destination's lag. A measurement, never a pass/fail test.
     python3 tests/bench/soak/soak.py [--minutes 10] [--rate 2000]
 
 Destinations: `file` (healthy), `hook` (webhook to a healthy loopback receiver), `dead`
-(webhook to a closed port: connection refused for the whole run). The dead destination uses
-`when_lagging: drop_oldest` with `max_lag_events` so the log does not fill; its skipped ids go
-to its dead-letter store. Prints one line per sample and a summary.
+(webhook to a closed port: connection refused for the whole run). The dead destination keeps
+the default `when_lagging: block` (its backlog stays in the log, which is sized to hold the run),
+or with `--dead-policy drop_oldest` skips to 200k behind the end, writing skipped ids to its
+dead-letter store. Prints one line per sample and a summary.
 """
 import argparse
 import json
@@ -50,6 +51,8 @@ def main():
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--rate", type=int, default=2000, help="events per second")
     ap.add_argument("--sample", type=float, default=30, help="seconds between samples")
+    ap.add_argument("--dead-policy", default="block", choices=["block", "drop_oldest"],
+                    help="when_lagging of the dead destination")
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="switchyard-soak-")
@@ -69,7 +72,8 @@ destinations:
   - {{name: file, type: file, path: {tmp}/data/out, rotate_bytes: 64MiB}}
   - {{name: hook, type: webhook, url: "http://127.0.0.1:{recv_port}/hook"}}
   - {{name: dead, type: webhook, url: "http://127.0.0.1:{dead_port}/hook",
-      when_lagging: drop_oldest, max_lag_events: 200000, connect_timeout: 1s}}
+      when_lagging: {a.dead_policy}, max_lag_events: {200000 if a.dead_policy == "drop_oldest" else 0},
+      connect_timeout: 1s}}
 """
     path = os.path.join(tmp, "soak.yaml")
     with open(path, "w") as f:
