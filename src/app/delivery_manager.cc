@@ -505,49 +505,49 @@ void delivery_manager::register_metrics() {
     // The gauges of a destination removed by a reload are removed too: a frozen lag or
     // healthy=0 of a destination that no longer exists would keep alerts firing forever. (Its
     // histograms stay: a retired worker may still be finishing a send that observes them.)
-    metrics_.on_scrape([&, this,
-                        exported = std::map<std::string, std::set<std::string>>()]() mutable {
-        auto current = snapshot();
-        for (auto it = exported.begin(); it != exported.end();) {
-            if (std::any_of(current.begin(), current.end(),
-                            [&](const auto& e) { return e->name == it->first; })) {
-                ++it;
-                continue;
+    metrics_.on_scrape(
+        [&, this, exported = std::map<std::string, std::set<std::string>>()]() mutable {
+            auto current = snapshot();
+            for (auto it = exported.begin(); it != exported.end();) {
+                if (std::any_of(current.begin(), current.end(),
+                                [&](const auto& e) { return e->name == it->first; })) {
+                    ++it;
+                    continue;
+                }
+                const std::map<std::string, std::string> l{{"destination", it->first}};
+                for (auto* fam : {&lag, &lag_s, &delivered, &retries, &rejected, &dead, &dropped,
+                                  &dlq, &healthy, &breaker, &paused}) {
+                    fam->Remove(&fam->Add(l));
+                }
+                for (const auto& reason : it->second) {
+                    auto& g = filtered.Add({{"destination", it->first}, {"reason", reason}});
+                    filtered.Remove(&g);
+                }
+                it = exported.erase(it);
             }
-            const std::map<std::string, std::string> l{{"destination", it->first}};
-            for (auto* fam : {&lag, &lag_s, &delivered, &retries, &rejected, &dead, &dropped, &dlq,
-                              &healthy, &breaker, &paused}) {
-                fam->Remove(&fam->Add(l));
+            for (auto& e : current) {
+                const std::string& name = e->name;
+                auto& reasons = exported[name];
+                auto s = e->worker->stats();
+                std::map<std::string, std::string> l{{"destination", name}};
+                lag.Add(l).Set(static_cast<double>(s.lag_events));
+                lag_s.Add(l).Set(s.lag_seconds);
+                delivered.Add(l).Set(static_cast<double>(s.delivered));
+                retries.Add(l).Set(static_cast<double>(s.retries));
+                rejected.Add(l).Set(static_cast<double>(s.rejected));
+                dead.Add(l).Set(static_cast<double>(s.dead_lettered));
+                dropped.Add(l).Set(static_cast<double>(s.dropped));
+                dlq.Add(l).Set(static_cast<double>(e->dead_letters->size()));
+                healthy.Add(l).Set(s.healthy ? 1 : 0);
+                breaker.Add(l).Set(static_cast<double>(s.breaker_opens));
+                paused.Add(l).Set(e->worker->paused() ? 1 : 0);
+                for (const auto& [reason, n] : s.filtered) {
+                    filtered.Add({{"destination", name}, {"reason", reason}})
+                        .Set(static_cast<double>(n));
+                    reasons.insert(reason);
+                }
             }
-            for (const auto& reason : it->second) {
-                auto& g = filtered.Add({{"destination", it->first}, {"reason", reason}});
-                filtered.Remove(&g);
-            }
-            it = exported.erase(it);
-        }
-        for (auto& e : current) {
-            const std::string& name = e->name;
-            auto& reasons = exported[name];
-            auto s = e->worker->stats();
-            std::map<std::string, std::string> l{{"destination", name}};
-            lag.Add(l).Set(static_cast<double>(s.lag_events));
-            lag_s.Add(l).Set(s.lag_seconds);
-            delivered.Add(l).Set(static_cast<double>(s.delivered));
-            retries.Add(l).Set(static_cast<double>(s.retries));
-            rejected.Add(l).Set(static_cast<double>(s.rejected));
-            dead.Add(l).Set(static_cast<double>(s.dead_lettered));
-            dropped.Add(l).Set(static_cast<double>(s.dropped));
-            dlq.Add(l).Set(static_cast<double>(e->dead_letters->size()));
-            healthy.Add(l).Set(s.healthy ? 1 : 0);
-            breaker.Add(l).Set(static_cast<double>(s.breaker_opens));
-            paused.Add(l).Set(e->worker->paused() ? 1 : 0);
-            for (const auto& [reason, n] : s.filtered) {
-                filtered.Add({{"destination", name}, {"reason", reason}})
-                    .Set(static_cast<double>(n));
-                reasons.insert(reason);
-            }
-        }
-    });
+        });
 }
 
 }  // namespace switchyard::app
