@@ -262,9 +262,10 @@ void read_config(map_reader& root, config& c) {
                 root.errs().add(d.mark, fmt::format("destinations: duplicate name '{}'", d.name));
             }
             if (!d.name.empty() && d.name.front() == '_') {
-                root.errs().add(d.mark, fmt::format("destinations: name '{}' may not start with '_' "
-                                                    "(reserved for built-in readers)",
-                                                    d.name));
+                root.errs().add(d.mark,
+                                fmt::format("destinations: name '{}' may not start with '_' "
+                                            "(reserved for built-in readers)",
+                                            d.name));
             }
             for (char ch : d.name) {
                 if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-')) {

@@ -22,7 +22,8 @@ response json_response(unsigned status, std::string body) {
 bool token_equals(std::string_view presented, std::string_view expected) noexcept {
     unsigned char diff = presented.size() == expected.size() ? 0 : 1;
     for (std::size_t i = 0; i < presented.size(); ++i) {
-        diff |= static_cast<unsigned char>(presented[i] ^ expected[i % (expected.empty() ? 1 : expected.size())]);
+        diff |= static_cast<unsigned char>(presented[i] ^
+                                           expected[i % (expected.empty() ? 1 : expected.size())]);
     }
     return diff == 0 && !expected.empty();
 }
@@ -41,17 +42,20 @@ void admin_handler::handle(request& req, const boost::asio::ip::address&, respon
     std::string_view target = req.target();
     auto q = target.find('?');
     std::string_view path = target.substr(0, q);
-    std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+    std::string_view query =
+        q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
 
     if (path.substr(0, 4) == "/v1/") {
         if (backend_ == nullptr || token_.empty()) {
             respond(json_response(
-                403, R"({"error":"operator_api_disabled","message":"set admin.token to enable the operator API"})"));
+                403,
+                R"({"error":"operator_api_disabled","message":"set admin.token to enable the operator API"})"));
             return;
         }
         std::string_view auth = req[bhttp::field::authorization];
         std::string_view presented;
-        if (auth.size() > 7 && boost::beast::iequals(auth.substr(0, 7), "Bearer ")) presented = auth.substr(7);
+        if (auth.size() > 7 && boost::beast::iequals(auth.substr(0, 7), "Bearer "))
+            presented = auth.substr(7);
         if (!token_equals(presented, token_)) {
             auto res = json_response(
                 401, R"({"error":"unauthorized","message":"missing or wrong bearer token"})");
@@ -59,11 +63,12 @@ void admin_handler::handle(request& req, const boost::asio::ip::address&, respon
             respond(std::move(res));
             return;
         }
-        boost::asio::post(*ops_, [this, method = std::string(req.method_string()), p = std::string(path),
-                                  qs = std::string(query), body = req.body(), respond]() {
-            auto r = backend_->call(method, p, qs, body);
-            respond(json_response(r.status, std::move(r.json)));
-        });
+        boost::asio::post(*ops_,
+                          [this, method = std::string(req.method_string()), p = std::string(path),
+                           qs = std::string(query), body = req.body(), respond]() {
+                              auto r = backend_->call(method, p, qs, body);
+                              respond(json_response(r.status, std::move(r.json)));
+                          });
         return;
     }
 

@@ -1,5 +1,10 @@
 #pragma once
 
+#include "http/server.h"
+#include "telemetry/metrics.h"
+
+#include <boost/asio/thread_pool.hpp>
+
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -7,17 +12,12 @@
 #include <string_view>
 #include <utility>
 
-#include <boost/asio/thread_pool.hpp>
-
-#include "http/server.h"
-#include "telemetry/metrics.h"
-
 namespace switchyard::http {
 
 // The operator API behind /v1/* on the admin listener (destinations, dead letters, reload).
 // Calls may block on disk, so they run on the admin handler's own thread, never on an I/O thread.
 class operator_backend {
-public:
+  public:
     struct reply {
         unsigned status = 200;
         std::string json;
@@ -31,13 +31,13 @@ public:
 // /metrics (Prometheus text format), and /v1/* (operator API, bearer token required).
 // Runs on the first I/O thread; operator calls are handed to one worker thread.
 class admin_handler final : public handler {
-public:
+  public:
     admin_handler(telemetry::metrics& m, std::function<bool()> ready, std::string token = {},
                   operator_backend* backend = nullptr);
     ~admin_handler() override;
     void handle(request& req, const boost::asio::ip::address& peer, responder respond) override;
 
-private:
+  private:
     telemetry::metrics& metrics_;
     std::function<bool()> ready_;
     std::string token_;
