@@ -129,11 +129,37 @@ bool dead_letter_filter::matches(const dead_letter& d) const {
 
 namespace {
 
+// An entry's fields as its line has them.
+struct line_fields {
+    std::uint64_t id = 0;
+    std::uint64_t offset = 0;
+    std::int64_t time_ms = 0;
+    std::string_view kind;
+    std::string_view reason;
+    std::uint32_t attempts = 0;
+    std::string_view last_response;
+    std::string_view message_id;
+    bool replaying = false;
+};
+
+// The line fields of a store's entry, whose texts are ids into `texts`.
+template <class Entry>
+line_fields fields_of(const Entry& e, const std::deque<std::string>& texts) {
+    return {e.id,
+            e.offset,
+            e.time_ms,
+            texts[e.kind],
+            texts[e.reason],
+            e.attempts,
+            texts[e.last_response],
+            e.message_id,
+            e.replaying != 0};
+}
+
 // Appends one line for `e` with `event` as its event value and returns where the event value
 // starts within the line. Raw newlines are legal in JSON only between tokens, so they become
 // spaces to keep one object per line.
-template <class Entry>
-std::uint32_t append_line(std::string& out, const Entry& e, std::string_view event) {
+std::uint32_t append_line(std::string& out, const line_fields& e, std::string_view event) {
     const std::size_t start = out.size();
     fmt::format_to(std::back_inserter(out), R"({{"id":{},"offset":{},"time":")", e.id, e.offset);
     util::append_iso8601_ms(out, e.time_ms);
@@ -173,10 +199,23 @@ dead_letter_store::~dead_letter_store() {
 
 namespace {
 
+// An entry as parse_line() reads it from its line.
+struct parsed_line {
+    std::uint64_t id = 0;
+    std::uint64_t offset = 0;
+    std::int64_t time_ms = 0;
+    std::string kind;
+    std::string reason;
+    std::uint32_t attempts = 0;
+    std::string last_response;
+    std::string message_id;
+    bool replaying = false;
+    std::uint32_t event_off = 0;
+};
+
 // Parses one line (without its '\n') the way open() loads it. Returns an empty string and fills
-// `e` (all but pos and len) on success, otherwise why the line is not an entry.
-template <class Entry>
-std::string parse_line(dom::parser& parser, std::string_view line, Entry& e) {
+// `e` on success, otherwise why the line is not an entry.
+std::string parse_line(dom::parser& parser, std::string_view line, parsed_line& e) {
     dom::object obj;
     if (auto err = parser.parse(line.data(), line.size()).get(obj)) {
         return simdjson::error_message(err);
@@ -268,15 +307,25 @@ void dead_letter_store::open() {
             break;
         }
         const std::uint64_t len = line.size() + 1;
-        entry e;
+        parsed_line p;
         std::string why = len > std::numeric_limits<std::uint32_t>::max()
                               ? std::string("line too long")
-                              : parse_line(parser, line, e);
+                              : parse_line(parser, line, p);
         if (why.empty()) {
+            entry& e = entries_.emplace_back();
+            e.id = p.id;
+            e.offset = p.offset;
+            e.time_ms = p.time_ms;
             e.pos = pos;
+            e.message_id = std::move(p.message_id);
+            e.kind = intern(p.kind);
+            e.replaying = p.replaying;
+            e.reason = intern(p.reason);
+            e.last_response = intern(p.last_response);
+            e.attempts = p.attempts;
             e.len = static_cast<std::uint32_t>(len);
+            e.event_off = p.event_off;
             max_id = std::max(max_id, e.id);
-            entries_.push_back(std::move(e));
         } else {
             if (corrupt_fd < 0) {
                 corrupt_fd =
@@ -329,37 +378,44 @@ std::error_code dead_letter_store::append(std::vector<dead_letter>& entries) {
     std::vector<entry> added;
     added.reserve(entries.size());
     dom::parser parser;
+    // Texts interned from here on are forgotten again if the append fails.
+    const std::size_t texts_before = texts_.size();
     for (std::size_t i = 0; i < entries.size(); ++i) {
         const dead_letter& d = entries[i];
         entry e;
         e.id = next_id_ + i;
         e.offset = d.offset;
         e.time_ms = d.time_ms != 0 ? d.time_ms : now;
-        e.kind = clean_text(d.kind, std::string::npos);
-        e.reason = clean_text(d.reason, max_text_bytes);
-        e.last_response = clean_text(d.last_response, max_text_bytes);
+        e.kind = intern(clean_text(d.kind, std::string::npos));
+        e.reason = intern(clean_text(d.reason, max_text_bytes));
+        e.last_response = intern(clean_text(d.last_response, max_text_bytes));
         e.message_id = clean_text(d.message_id, std::string::npos);
         e.attempts = d.attempts;
         e.replaying = d.replaying;
         const std::size_t start = buf.size();
-        e.event_off = append_line(buf, e, d.event_json);
+        const std::uint32_t event_off = append_line(buf, fields_of(e, texts_), d.event_json);
+        e.event_off = event_off;
         const std::size_t len = buf.size() - start;
         e.pos = bytes_ + start;
         e.len = static_cast<std::uint32_t>(len);
         // Write only what open() will load again; this is where a bad event_json is caught.
-        entry check;
+        parsed_line check;
         std::string why =
             len > std::numeric_limits<std::uint32_t>::max()
                 ? std::string("line too long")
                 : parse_line(parser, std::string_view(buf).substr(start, len - 1), check);
-        if (!why.empty() || check.event_off != e.event_off) {
+        if (!why.empty() || check.event_off != event_off) {
             spdlog::warn("Dead-letter store {}: the event from offset {} cannot be stored ({}).",
                          destination_, d.offset, why.empty() ? "layout" : why);
+            drop_texts_from(texts_before);
             return make_error_code(errc::invalid_argument);
         }
         added.push_back(std::move(e));
     }
-    if (bytes_ + buf.size() > max_bytes_) return make_error_code(errc::log_full);
+    if (bytes_ + buf.size() > max_bytes_) {
+        drop_texts_from(texts_before);
+        return make_error_code(errc::log_full);
+    }
 
     std::error_code ec = write_all(fd_, buf, bytes_);
     if (!ec && ::fdatasync(fd_) != 0) ec = last_errno();
@@ -370,6 +426,7 @@ std::error_code dead_letter_store::append(std::vector<dead_letter>& entries) {
             spdlog::error("Dead-letter store {}: cannot cut {} back to {} bytes: {}.", destination_,
                           file_.string(), bytes_, last_errno().message());
         }
+        drop_texts_from(texts_before);
         return ec;
     }
     bytes_ += buf.size();
@@ -401,10 +458,10 @@ std::error_code dead_letter_store::to_dead_letter(const entry& e, dead_letter& o
     out.id = e.id;
     out.offset = e.offset;
     out.time_ms = e.time_ms;
-    out.reason = e.reason;
-    out.kind = e.kind;
+    out.reason = texts_[e.reason];
+    out.kind = texts_[e.kind];
     out.attempts = e.attempts;
-    out.last_response = e.last_response;
+    out.last_response = texts_[e.last_response];
     out.message_id = e.message_id;
     out.replaying = e.replaying;
     return read_event(e, out.event_json);
@@ -418,7 +475,8 @@ std::vector<dead_letter> dead_letter_store::list(const dead_letter_filter& f, st
     std::vector<dead_letter> out;
     for (const entry& e : entries_) {
         if (out.size() >= limit) break;
-        if (!id_allowed(ids, e.id) || !fields_match(f, e.kind, e.reason, e.time_ms)) continue;
+        if (!id_allowed(ids, e.id) || !fields_match(f, texts_[e.kind], texts_[e.reason], e.time_ms))
+            continue;
         if ((ec = to_dead_letter(e, out.emplace_back()))) return {};
     }
     return out;
@@ -439,6 +497,24 @@ std::vector<dead_letter> dead_letter_store::replay_batch(std::size_t max,
 
 std::error_code dead_letter_store::rewrite(std::vector<entry>& next, bool& adopted) {
     adopted = false;
+    // Callers reserve for the old size; give back what a large discard freed.
+    if (next.capacity() > 2 * next.size()) next.shrink_to_fit();
+    // The texts `next` uses, with their new ids; taken over with the file.
+    constexpr std::uint32_t unused = std::numeric_limits<std::uint32_t>::max();
+    std::vector<std::uint32_t> renumber(texts_.size(), unused);
+    std::deque<std::string> texts;
+    std::unordered_map<std::string_view, std::uint32_t> text_index;
+    auto keep = [&](std::uint32_t old_id) {
+        if (renumber[old_id] == unused) {
+            renumber[old_id] = static_cast<std::uint32_t>(texts.size());
+            text_index.emplace(texts.emplace_back(texts_[old_id]), renumber[old_id]);
+        }
+    };
+    for (const entry& e : next) {
+        keep(e.kind);
+        keep(e.reason);
+        keep(e.last_response);
+    }
     auto tmp = file_;
     tmp += ".tmp";
     int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -458,7 +534,7 @@ std::error_code dead_letter_store::rewrite(std::vector<entry>& next, bool& adopt
     for (const entry& e : next) {
         if ((ec = read_event(e, event))) break;
         const std::size_t start = out.size();
-        const std::uint32_t event_off = append_line(out, e, event);
+        const std::uint32_t event_off = append_line(out, fields_of(e, texts_), event);
         places.push_back(
             {written + start, static_cast<std::uint32_t>(out.size() - start), event_off});
         if (out.size() >= rewrite_chunk) {
@@ -484,8 +560,13 @@ std::error_code dead_letter_store::rewrite(std::vector<entry>& next, bool& adopt
         next[i].pos = places[i].pos;
         next[i].len = places[i].len;
         next[i].event_off = places[i].event_off;
+        next[i].kind = renumber[next[i].kind];
+        next[i].reason = renumber[next[i].reason];
+        next[i].last_response = renumber[next[i].last_response];
     }
     entries_ = std::move(next);
+    texts_ = std::move(texts);
+    text_index_ = std::move(text_index);
     adopted = true;
     if ((ec = fsync_dir(dir_))) {
         spdlog::error("Dead-letter store {}: cannot sync {} after a rewrite: {}.", destination_,
@@ -506,7 +587,7 @@ std::size_t dead_letter_store::mark_for_replay(const dead_letter_filter& f, std:
     std::size_t n = 0;
     for (entry& e : next) {
         if (e.replaying || !id_allowed(ids, e.id) ||
-            !fields_match(f, e.kind, e.reason, e.time_ms)) {
+            !fields_match(f, texts_[e.kind], texts_[e.reason], e.time_ms)) {
             continue;
         }
         e.replaying = true;
@@ -543,8 +624,9 @@ std::error_code dead_letter_store::fail_replay(const std::vector<std::uint64_t>&
     if (ids.empty()) return {};
     std::vector<std::uint64_t> failed = ids;
     std::sort(failed.begin(), failed.end());
-    const std::string why = clean_text(reason, max_text_bytes);
-    const std::string response = clean_text(last_response, max_text_bytes);
+    const std::size_t texts_before = texts_.size();
+    const std::uint32_t why = intern(clean_text(reason, max_text_bytes));
+    const std::uint32_t response = intern(clean_text(last_response, max_text_bytes));
     std::vector<entry> next = entries_;
     bool changed = false;
     for (entry& e : next) {
@@ -557,9 +639,11 @@ std::error_code dead_letter_store::fail_replay(const std::vector<std::uint64_t>&
         e.last_response = response;
         changed = true;
     }
-    if (!changed) return {};
     bool adopted = false;
-    return rewrite(next, adopted);
+    std::error_code ec;
+    if (changed) ec = rewrite(next, adopted);
+    if (!adopted) drop_texts_from(texts_before);  // rewrite() rebuilds the texts when it adopts
+    return ec;
 }
 
 std::size_t dead_letter_store::discard(const dead_letter_filter& f, std::error_code& ec) {
@@ -573,7 +657,8 @@ std::size_t dead_letter_store::discard(const dead_letter_filter& f, std::error_c
     std::vector<entry> next;
     next.reserve(entries_.size());
     for (const entry& e : entries_) {
-        if (!id_allowed(ids, e.id) || !fields_match(f, e.kind, e.reason, e.time_ms)) {
+        if (!id_allowed(ids, e.id) ||
+            !fields_match(f, texts_[e.kind], texts_[e.reason], e.time_ms)) {
             next.push_back(e);
         }
     }
@@ -598,6 +683,41 @@ std::size_t dead_letter_store::replay_pending() const {
 std::uint64_t dead_letter_store::bytes() const {
     std::lock_guard lk(mu_);
     return bytes_;
+}
+
+std::size_t dead_letter_store::memory_bytes() const {
+    std::lock_guard lk(mu_);
+    // A string's own heap block, when it is too long for the small-string buffer.
+    const std::size_t sso = std::string().capacity();
+    auto heap = [sso](const std::string& s) { return s.capacity() > sso ? s.capacity() + 1 : 0; };
+    std::size_t n = entries_.capacity() * sizeof(entry);
+    for (const entry& e : entries_) n += heap(e.message_id);
+    for (const std::string& t : texts_) n += sizeof(std::string) + heap(t);
+    // Hash nodes (next pointer, key, value, cached hash) and the bucket array.
+    n += text_index_.size() * (sizeof(void*) + sizeof(std::string_view) + 2 * sizeof(std::size_t));
+    n += text_index_.bucket_count() * sizeof(void*);
+    return n;
+}
+
+std::uint32_t dead_letter_store::intern(std::string_view s) {
+    if (auto it = text_index_.find(s); it != text_index_.end()) return it->second;
+    if (texts_.size() >= max_texts) throw std::length_error("dead-letter store: too many texts");
+    const auto id = static_cast<std::uint32_t>(texts_.size());
+    const std::string& t = texts_.emplace_back(s);
+    try {
+        text_index_.emplace(t, id);
+    } catch (...) {
+        texts_.pop_back();
+        throw;
+    }
+    return id;
+}
+
+void dead_letter_store::drop_texts_from(std::size_t n) {
+    while (texts_.size() > n) {
+        text_index_.erase(texts_.back());
+        texts_.pop_back();
+    }
 }
 
 }  // namespace switchyard::delivery

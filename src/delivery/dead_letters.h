@@ -2,12 +2,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <unordered_map>
 #include <vector>
 
 namespace switchyard::delivery {
@@ -94,24 +96,33 @@ class dead_letter_store {
     std::uint64_t bytes() const;
     const std::string& destination() const noexcept { return destination_; }
     const std::filesystem::path& file() const noexcept { return file_; }
+    // An estimate of the heap the in-memory index holds (entries and their texts), in bytes.
+    std::size_t memory_bytes() const;
 
   private:
-    // What memory keeps of an entry: no event body, but where its line is in the file.
+    // What memory keeps of an entry: no event body, but where its line is in the file. Texts
+    // that repeat across entries (kind, reason, last_response) are ids into texts_. Ordered to
+    // leave no padding: 88 bytes.
     struct entry {
         std::uint64_t id = 0;
         std::uint64_t offset = 0;
         std::int64_t time_ms = 0;
-        std::string kind;
-        std::string reason;
-        std::string last_response;
+        std::uint64_t pos = 0;  // line start in the file
         std::string message_id;
+        std::uint32_t kind : 31 = 0;  // ids into texts_ (fewer than max_texts)
+        std::uint32_t replaying : 1 = 0;
+        std::uint32_t reason = 0;
+        std::uint32_t last_response = 0;
         std::uint32_t attempts = 0;
-        bool replaying = false;
-        std::uint64_t pos = 0;        // line start in the file
         std::uint32_t len = 0;        // line length including '\n'
         std::uint32_t event_off = 0;  // start of the event value within the line
     };
 
+    static constexpr std::size_t max_texts = std::size_t{1} << 31;
+    // The id of `s` in texts_, adding it when new.
+    std::uint32_t intern(std::string_view s);
+    // Forgets texts_ from `n` on (texts an append added before it failed).
+    void drop_texts_from(std::size_t n);
     std::error_code read_event(const entry& e, std::string& out) const;
     std::error_code to_dead_letter(const entry& e, dead_letter& out) const;
     // Writes `next` (positions still in the current file) to a temp file and renames it over the
@@ -128,6 +139,10 @@ class dead_letter_store {
     std::vector<entry> entries_;
     std::uint64_t next_id_ = 1;
     std::uint64_t bytes_ = 0;
+    // The distinct texts entries_ refer to. A deque, so text_index_'s views stay valid as it
+    // grows. Rebuilt from entries_ on every rewrite, so texts no entry uses do not pile up.
+    std::deque<std::string> texts_;
+    std::unordered_map<std::string_view, std::uint32_t> text_index_;
 };
 
 }  // namespace switchyard::delivery

@@ -499,5 +499,50 @@ TEST_F(DeadLetterStore, ConcurrentAppendsAndLists) {
     expect_reopen_same(*s);
 }
 
+TEST_F(DeadLetterStore, RepeatedTextsAreKeptOnce) {
+    // A dead destination under drop_oldest: one entry per dropped event, all with the same kind
+    // and reason and no response.
+    auto s = open_store();
+    constexpr std::size_t n = 100000;
+    for (std::uint64_t batch = 0; batch < n / 1000; ++batch) {
+        std::vector<dead_letter> v;
+        for (std::uint64_t i = 0; i < 1000; ++i) {
+            const std::uint64_t off = batch * 1000 + i;
+            dead_letter d;
+            d.offset = off;
+            d.time_ms = t0;
+            d.kind = "dropped";
+            d.reason = "dropped: lag over limit";
+            d.message_id = "m-" + std::to_string(off);
+            v.push_back(std::move(d));
+        }
+        ASSERT_FALSE(s->append(v));
+    }
+    ASSERT_EQ(s->size(), n);
+    EXPECT_LT(s->memory_bytes(), 120 * n) << s->memory_bytes() / n << " bytes per entry";
+    dead_letter_filter f;
+    f.ids = {1, n};
+    auto v = all(*s, f);
+    ASSERT_EQ(v.size(), 2u);
+    EXPECT_EQ(v[1].kind, "dropped");
+    EXPECT_EQ(v[1].reason, "dropped: lag over limit");
+    EXPECT_EQ(v[1].last_response, "");
+    EXPECT_EQ(v[1].message_id, "m-99999");
+
+    // Texts no entry uses any more are let go when the file is rewritten.
+    f.ids = {n};
+    std::error_code ec;
+    ASSERT_EQ(s->mark_for_replay(f, ec), 1u);
+    ASSERT_FALSE(ec);
+    ASSERT_FALSE(s->fail_replay({n}, "rejected: HTTP 400: bad", R"(400 {"error":"bad"})", 1));
+    EXPECT_EQ(all(*s, f).at(0).reason, "rejected: HTTP 400: bad");
+    f.ids = {};
+    f.kind = "dropped";
+    EXPECT_EQ(s->discard(f, ec), n);
+    ASSERT_FALSE(ec);
+    EXPECT_LT(s->memory_bytes(), 1000u);
+    expect_reopen_same(*s);
+}
+
 }  // namespace
 }  // namespace switchyard::delivery
