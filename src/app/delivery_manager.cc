@@ -5,6 +5,7 @@
 #include "route/route.h"
 #include "util/json.h"
 #include "util/time.h"
+#include "util/url.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -19,20 +20,10 @@ namespace {
 
 constexpr std::string_view quarantine_name = "_quarantine";
 
-std::string percent_decode(std::string_view in) {
+// A malformed escape keeps the text as sent; the filter parser then reports it.
+std::string decoded(std::string_view in) {
     std::string out;
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        if (in[i] == '%' && i + 2 < in.size()) {
-            int v = 0;
-            auto [p, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
-            if (ec == std::errc() && p == in.data() + i + 3) {
-                out.push_back(static_cast<char>(v));
-                i += 2;
-                continue;
-            }
-        }
-        out.push_back(in[i] == '+' ? ' ' : in[i]);
-    }
+    if (!util::percent_decode(in, out)) out.assign(in);
     return out;
 }
 
@@ -43,8 +34,8 @@ std::map<std::string, std::string> parse_query(std::string_view q) {
         auto part = q.substr(0, amp);
         q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
         auto eq = part.find('=');
-        out[percent_decode(part.substr(0, eq))] =
-            eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1));
+        out[decoded(part.substr(0, eq))] =
+            eq == std::string_view::npos ? std::string() : decoded(part.substr(eq + 1));
     }
     return out;
 }

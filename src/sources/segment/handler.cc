@@ -4,6 +4,7 @@
 #include "util/ids.h"
 #include "util/json.h"
 #include "util/time.h"
+#include "util/url.h"
 
 #include <boost/beast/core/string.hpp>
 #include <fmt/format.h>
@@ -45,29 +46,6 @@ std::string_view basic_auth_key(std::string_view auth, std::string& scratch) {
     // "writeKey:" with or without the trailing colon (and an ignored password).
     auto colon = scratch.find(':');
     return std::string_view(scratch).substr(0, colon);
-}
-
-bool percent_decode(std::string_view in, std::string& out) {
-    out.clear();
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        char c = in[i];
-        if (c == '%') {
-            if (i + 2 >= in.size()) return false;
-            auto hex = [](char h) -> int {
-                if (h >= '0' && h <= '9') return h - '0';
-                if (h >= 'a' && h <= 'f') return h - 'a' + 10;
-                if (h >= 'A' && h <= 'F') return h - 'A' + 10;
-                return -1;
-            };
-            int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
-            if (hi < 0 || lo < 0) return false;
-            out.push_back(static_cast<char>(hi * 16 + lo));
-            i += 2;
-        } else {
-            out.push_back(c == '+' ? ' ' : c);
-        }
-    }
-    return true;
 }
 
 std::string_view query_param(std::string_view query, std::string_view name) {
@@ -461,7 +439,7 @@ void handler::handle_pixel(http::request& req, const route& r, const std::string
     };
     if (r.type == event_type::unknown) {
         quarantine("invalid_type", fmt::format("unknown pixel type '{}'", r.arg.substr(0, 100)));
-    } else if (!percent_decode(query_param(query, "data"), data_text) ||
+    } else if (!util::percent_decode(query_param(query, "data"), data_text) ||
                !util::base64_decode(data_text, json) || json.empty()) {
         quarantine("invalid_pixel_data", "'data' is not base64-encoded JSON");
     } else if (auto err = dec.parse(json, false); err) {
