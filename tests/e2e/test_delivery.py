@@ -387,7 +387,10 @@ class DeliveryTest(unittest.TestCase):
             print(f"\n[drop_oldest] dropped {dropped:.0f} of {n}, lag {lag:.0f}, log bytes "
                   f"{metric_value(text, 'switchyard_log_bytes'):.0f}", flush=True)
         self.assertLessEqual(dropped, n - 100)
-        self.assertIn(lag, (100, 150))
+        # At most one batch (batch_max_events: 50) above max_lag_events: a batch straddling the
+        # drop point is still delivered, and a partial batch can be cut when max_wait expires.
+        self.assertGreaterEqual(lag, 100)
+        self.assertLessEqual(lag, 150)
         self.assertEqual(dropped + lag, n)
         self.assertEqual(dead_letters(d, "dead", "?kind=dropped")["total"], dropped)
         self.assertEqual(gauge(d, "switchyard_destination_dead_letters", "dead"), dropped)
