@@ -29,6 +29,10 @@ def basic(key=WRITE_KEY, colon=True):
     return "Basic " + base64.b64encode(raw.encode()).decode()
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class Daemon:
     """A switchyard process with its own temp data dir. `extra` is YAML appended to the config;
     `server`/`log`/`sources`/`destinations` override the default sections (YAML text);
@@ -81,18 +85,41 @@ destinations:{destinations}
         self.stderr_path = os.path.join(self.tmp, "stderr.txt")
 
     def start(self, timeout=20):
+        # free_port() can race with other tests running in parallel: if our listener's port was
+        # taken in between, the daemon exits with "Cannot listen"; pick new ports and retry.
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout)
+            except _PortTaken:
+                self._new_ports()
+        return self._start_once(timeout)
+
+    def _new_ports(self):
+        old = (self.port, self.admin_port)
+        self.port, self.admin_port = free_port(), free_port()
+        self.config_text = self.config_text.replace(f"127.0.0.1:{old[0]}", f"127.0.0.1:{self.port}")
+        self.config_text = self.config_text.replace(f"127.0.0.1:{old[1]}",
+                                                    f"127.0.0.1:{self.admin_port}")
+        with open(self.config_path, "w") as f:
+            f.write(self.config_text)
+
+    def _start_once(self, timeout):
         if getattr(self, "stderr", None):
             self.stderr.close()  # restarted: the previous run's handle
+        log_start = len(self.log_text())
         self.stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen([BIN, "run", "-c", self.config_path], stdout=self.stderr,
                                      stderr=self.stderr, cwd=self.tmp)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
+                if "Cannot listen" in self.log_text()[log_start:]:
+                    raise _PortTaken()
                 raise RuntimeError("daemon exited early: " + self.log_text())
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/readyz", timeout=1) as r:
-                    if r.status == 200:
+                    # Our process must still be the one answering (not a neighbour on the port).
+                    if r.status == 200 and self.proc.poll() is None:
                         return self
             except OSError:
                 pass
