@@ -1,6 +1,7 @@
 #include "delivery/dead_letters.h"
 
 #include "switchyard/result.h"
+#include "util/fs.h"
 #include "util/json.h"
 #include "util/time.h"
 
@@ -19,6 +20,8 @@
 
 namespace switchyard::delivery {
 namespace {
+
+using util::fsync_dir;
 
 namespace dom = simdjson::dom;
 
@@ -43,15 +46,6 @@ std::error_code write_all(int fd, std::string_view data, std::uint64_t at) {
         at += static_cast<std::uint64_t>(n);
     }
     return {};
-}
-
-std::error_code fsync_dir(const std::filesystem::path& dir) {
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return last_errno();
-    std::error_code ec;
-    if (::fsync(dfd) != 0) ec = last_errno();
-    ::close(dfd);
-    return ec;
 }
 
 // Length of the well-formed UTF-8 sequence starting at s[i] (the same rules simdjson checks),

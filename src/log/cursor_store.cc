@@ -1,6 +1,7 @@
 #include "log/cursor_store.h"
 
 #include "switchyard/result.h"
+#include "util/fs.h"
 
 #include <spdlog/spdlog.h>
 
@@ -17,6 +18,8 @@ namespace switchyard::log {
 namespace fs = std::filesystem;
 
 namespace {
+
+using util::fsync_dir;
 
 constexpr std::string_view cursor_ext = ".cursor";
 constexpr std::string_view temp_ext = ".cursor.tmp";
@@ -37,15 +40,6 @@ std::optional<std::uint64_t> parse_offset(std::string_view text) {
         return std::nullopt;
     }
     return value;
-}
-
-std::error_code fsync_dir(const fs::path& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return last_error();
-    std::error_code ec;
-    if (::fsync(fd) != 0) ec = last_error();
-    ::close(fd);
-    return ec;
 }
 
 std::error_code write_file_synced(const fs::path& path, std::string_view data) {

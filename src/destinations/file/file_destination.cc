@@ -1,5 +1,7 @@
 #include "destinations/file/file_destination.h"
 
+#include "util/fs.h"
+
 #include <spdlog/spdlog.h>
 #include <zlib.h>
 
@@ -14,6 +16,8 @@
 namespace switchyard::destinations {
 namespace {
 
+using util::fsync_dir;
+
 // Lines are handed to write()/deflate() in chunks of about this size, so a large batch does not
 // need one contiguous copy of itself.
 constexpr std::size_t line_chunk_bytes = 1 << 20;
@@ -22,15 +26,6 @@ constexpr std::size_t deflate_out_bytes = 256 << 10;
 constexpr int gzip_window_bits = 15 + 16;
 
 std::error_code last_errno() { return {errno, std::generic_category()}; }
-
-std::error_code fsync_dir(const std::filesystem::path& dir) {
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return last_errno();
-    std::error_code ec;
-    if (::fsync(dfd) != 0) ec = last_errno();
-    ::close(dfd);
-    return ec;
-}
 
 void put_le32(char* p, std::uint32_t v) {
     for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);

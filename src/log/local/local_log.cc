@@ -34,6 +34,7 @@
 #include "log/local/local_log.h"
 
 #include "util/crc32c.h"
+#include "util/fs.h"
 
 #include <spdlog/spdlog.h>
 
@@ -78,6 +79,8 @@ struct local_log::segment {
 
 namespace {
 
+using util::fsync_dir;
+
 constexpr std::size_t max_iov = 1024;  // Linux UIO_MAXIOV
 constexpr std::size_t scan_chunk = 1 << 20;
 constexpr std::size_t read_chunk = 64 << 10;
@@ -102,15 +105,6 @@ bool parse_segment_name(const std::string& name, std::uint64_t& base) {
     if (!std::all_of(first, last, [](char c) { return c >= '0' && c <= '9'; })) return false;
     const auto [end, ec] = std::from_chars(first, last, base);
     return ec == std::errc{} && end == last;
-}
-
-std::error_code fsync_dir(const fs::path& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return last_error();
-    std::error_code ec;
-    if (::fsync(fd) != 0) ec = last_error();
-    ::close(fd);
-    return ec;
 }
 
 // Reads exactly `size` bytes at `pos` unless the file ends first; returns the count or -1.
