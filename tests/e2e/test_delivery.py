@@ -402,7 +402,7 @@ class DeliveryTest(unittest.TestCase):
         self.assertEqual(dropped + lag, n)
         # Every dropped event has its dead-letter entry (checked in one consistent read: a
         # straddling batch may still be dropped after `text` was taken).
-        self.assertTrue(settled())
+        support.wait_until(settled, timeout=10, what="every dropped event has its dead letter")
         self.assertEqual(metric_value(text, "switchyard_log_full_refusals_total") or 0, 0)
         doc = dead_letters(d, "dead", "?kind=dropped&limit=5")
         self.assertEqual(len(doc["entries"]), 5)
