@@ -110,6 +110,33 @@ void map_reader::get_strings(std::string_view key, std::vector<std::string>& out
     out = std::move(tmp);
 }
 
+void map_reader::get_string_map(std::string_view key,
+                                std::vector<std::pair<std::string, std::string>>& out,
+                                std::vector<YAML::Mark>* marks, std::string_view description) {
+    document(key, "map of strings", "{}", description);
+    YAML::Node n = lookup(key);
+    if (!n || n.IsNull()) return;
+    std::string p = path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+    if (!n.IsMap()) {
+        errs_->add(n.Mark(), p + ": expected a mapping of names to values");
+        return;
+    }
+    std::vector<std::pair<std::string, std::string>> tmp;
+    std::vector<YAML::Mark> tmp_marks;
+    for (const auto& kv : n) {
+        auto name = kv.first.as<std::string>("");
+        std::string v, err;
+        if (!parse_scalar(kv.second, v, err)) {
+            errs_->add(kv.second.Mark(), fmt::format("{}.{}: {}", p, name, err));
+            continue;
+        }
+        tmp.emplace_back(std::move(name), std::move(v));
+        tmp_marks.push_back(kv.second.Mark());
+    }
+    out = std::move(tmp);
+    if (marks != nullptr) *marks = std::move(tmp_marks);
+}
+
 void map_reader::finish() {
     if (!node_ || !node_.IsMap()) return;
     for (const auto& kv : node_) {
