@@ -52,20 +52,29 @@ struct log_stats {
     std::uint64_t full_refusals = 0;     // appends refused with log_full since start
 };
 
-// The durable event log. Appends come from many I/O threads; reads come from delivery workers,
-// each reading its own position. Implementations: log/local (segment files), later log/kafka.
-class event_log {
+// Where ingest appends accepted records. Appends come from many I/O threads.
+// Implementations: every event_log, and log/kafka's producer (Kafka as the log).
+class event_appender {
   public:
-    // Called exactly once per accepted append, from the log's writer thread: ec is empty when
-    // the batch is durable under the configured policy; first_offset is its first record's offset.
+    // Called exactly once per accepted append, from the log's own thread: ec is empty when the
+    // batch is durable under the configured policy; first_offset is its first record's offset.
     using append_handler = std::function<void(std::error_code ec, std::uint64_t first_offset)>;
 
-    virtual ~event_log() = default;
+    virtual ~event_appender() = default;
 
     // Queues `batch`. Returns an error at once, without calling `done`, when the batch cannot be
     // taken (errc::log_full when capacity would be exceeded, errc::log_closed after close()).
     virtual std::error_code append(record_batch batch, append_handler done) = 0;
 
+    // Makes every queued append durable (or fails it), completes its handler, and stops.
+    // Later appends fail with errc::log_closed. Idempotent.
+    virtual void close() = 0;
+};
+
+// The durable event log. Reads come from delivery workers, each reading its own position.
+// Implementations: log/local (segment files); log/kafka's per-destination consumer view.
+class event_log : public event_appender {
+  public:
     // One past the newest record readers may see (durable under the policy).
     virtual std::uint64_t end_offset() const = 0;
     // The oldest offset still stored.
@@ -86,10 +95,6 @@ class event_log {
     virtual void release_before(std::uint64_t offset) = 0;
 
     virtual log_stats stats() const = 0;
-
-    // Makes every queued append durable, completes its handler, and stops the writer.
-    // Later appends fail with errc::log_closed. Idempotent.
-    virtual void close() = 0;
 };
 
 // Durability policy of the local log.

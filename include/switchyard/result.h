@@ -18,6 +18,7 @@ enum class errc {
     invalid_argument,  // caller passed something the callee cannot use
     not_found,
     timed_out,
+    unavailable,  // a remote log (Kafka) cannot confirm appends right now
 };
 
 const std::error_category& switchyard_category() noexcept;

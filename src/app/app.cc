@@ -9,6 +9,8 @@
 #include "http/net.h"
 #include "http/server.h"
 #include "log/cursor_store.h"
+#include "log/kafka/kafka_log.h"
+#include "log/kafka/kafka_reader.h"
 #include "log/local/local_log.h"
 #include "sources/segment/handler.h"
 #include "telemetry/metrics.h"
@@ -34,6 +36,31 @@ namespace switchyard::app {
 namespace {
 
 constexpr std::string_view quarantine_worker = "_quarantine";
+
+// Stands in for the log when this process does not ingest (role deliver).
+class no_appender final : public event_appender {
+  public:
+    std::error_code append(record_batch, append_handler) override {
+        return make_error_code(errc::log_closed);
+    }
+    void close() override {}
+};
+
+log::kafka::kafka_log_options kafka_log_options(const config::config& cfg) {
+    const auto& k = cfg.log.kafka;
+    log::kafka::kafka_log_options o;
+    o.brokers = k.brokers;
+    o.topic = k.topic;
+    o.key = k.key == "user_id_or_anonymous_id" ? log::kafka::key_policy::user_id_or_anonymous_id
+            : k.key == "message_id"            ? log::kafka::key_policy::message_id
+                                               : log::kafka::key_policy::anonymous_id_or_user_id;
+    o.ack_timeout = k.ack_timeout;
+    o.max_pending_bytes = k.max_pending_bytes.bytes;
+    o.compression = k.compression;
+    o.linger = k.linger;
+    o.properties = k.librdkafka;
+    return o;
+}
 
 // Builds every configured destination; errors go to `errs`.
 std::vector<std::unique_ptr<destination>> build_destinations(const config::config& cfg,
@@ -159,21 +186,36 @@ int run(const config::config& initial, const std::string& config_path) {
     ::signal(SIGPIPE, SIG_IGN);
 
     telemetry::metrics metrics;
-    std::unique_ptr<log::local_log> event_log;
+    const bool use_kafka = cfg.log.type == "kafka";
+    const bool ingest = cfg.role != "deliver";
+    const bool deliver = cfg.role != "collect";
+    spdlog::info("Role: {} (log: {}).", cfg.role, cfg.log.type);
+    std::unique_ptr<log::local_log> local_log;
+    std::unique_ptr<log::kafka::kafka_log> kafka_log;
+    event_appender* appender = nullptr;
     try {
         std::filesystem::create_directories(cfg.data_dir);
-        log::local_log_options lo;
-        lo.dir = cfg.log_dir();
-        lo.segment_bytes = cfg.log.segment_bytes.bytes;
-        lo.capacity_bytes = cfg.log.capacity_bytes.bytes;
-        lo.durability = cfg.log.policy;
-        lo.fsync_interval = cfg.log.fsync_interval;
-        lo.on_fsync = [&metrics](double s) { metrics.observe_fsync(s); };
-        event_log = log::local_log::open(lo);
+        if (!use_kafka) {
+            log::local_log_options lo;
+            lo.dir = cfg.log_dir();
+            lo.segment_bytes = cfg.log.segment_bytes.bytes;
+            lo.capacity_bytes = cfg.log.capacity_bytes.bytes;
+            lo.durability = cfg.log.policy;
+            lo.fsync_interval = cfg.log.fsync_interval;
+            lo.on_fsync = [&metrics](double s) { metrics.observe_fsync(s); };
+            local_log = log::local_log::open(lo);
+            appender = local_log.get();
+        } else if (ingest) {
+            kafka_log = log::kafka::kafka_log::open(kafka_log_options(cfg));
+            appender = kafka_log.get();
+        }
     } catch (const std::exception& e) {
-        spdlog::critical("Cannot open the event log in {}: {}.", cfg.log_dir().string(), e.what());
+        spdlog::critical("Cannot open the event log: {}.", e.what());
         return 1;
     }
+    auto close_log = [&] {
+        if (appender != nullptr) appender->close();
+    };
 
     log::cursor_store cursors(std::filesystem::path(cfg.data_dir) / "cursors");
     try {
@@ -183,15 +225,17 @@ int run(const config::config& initial, const std::string& config_path) {
         return 1;
     }
 
-    // The messageId dedup window, rebuilt from what the log still holds.
+    // The messageId dedup window, rebuilt from what the local log still holds. With the Kafka
+    // log it is per collector and starts empty (docs/operations.md).
     std::unique_ptr<admit::dedup_window> dedup;
-    if (cfg.dedup.enabled) {
+    if (cfg.dedup.enabled && ingest) {
         admit::dedup_options dopts;
         dopts.window = cfg.dedup.window;
         dopts.max_entries = cfg.dedup.max_entries;
         dedup = std::make_unique<admit::dedup_window>(dopts);
         auto t0 = std::chrono::steady_clock::now();
-        auto scanned = dedup->rebuild(*event_log, util::now_ms());
+        auto scanned = local_log ? dedup->rebuild(*local_log, util::now_ms())
+                                 : result<std::size_t>(std::size_t{0});
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - t0)
                       .count();
@@ -223,7 +267,23 @@ int run(const config::config& initial, const std::string& config_path) {
     }
 
     // Delivery: one worker per destination plus the quarantine writer.
-    delivery_manager deliveries(*event_log, cursors, cfg.data_dir, metrics);
+    std::function<delivery_manager::reader_ptr(const std::string&)> readers;
+    if (use_kafka) {
+        readers = [&cfg](const std::string& name) {
+            log::kafka::kafka_reader_options ro;
+            ro.name = name;
+            ro.brokers = cfg.log.kafka.brokers;
+            ro.topic = cfg.log.kafka.topic;
+            ro.group = cfg.log.kafka.group_prefix + name;
+            ro.properties = cfg.log.kafka.librdkafka;
+            ro.buffer_events = cfg.log.kafka.buffer_events;
+            ro.buffer_bytes = cfg.log.kafka.buffer_bytes.bytes;
+            ro.drain_timeout = cfg.log.kafka.rebalance_drain_timeout;
+            return log::kafka::kafka_reader::open(std::move(ro));
+        };
+    }
+    delivery_manager deliveries(local_log.get(), std::move(readers), cursors, cfg.data_dir, metrics,
+                                deliver);
     {
         config::errors errs(config_path);
         spdlog::info("Destinations: {}.", deliveries.apply(cfg, errs));
@@ -281,7 +341,8 @@ int run(const config::config& initial, const std::string& config_path) {
                                         "Corrupt records found in the log.")
                               .Add({});
         metrics.on_scrape([&, last = log_stats{}]() mutable {
-            auto s = event_log->stats();
+            if (!local_log) return;
+            auto s = local_log->stats();
             g_bytes.Set(static_cast<double>(s.bytes));
             g_cap.Set(static_cast<double>(s.capacity_bytes));
             g_segments.Set(static_cast<double>(s.segments));
@@ -310,7 +371,9 @@ int run(const config::config& initial, const std::string& config_path) {
         for (const auto& k : s.write_keys) keys.emplace(k, sources.size());
         sources.push_back({s.name, s.allowed_origins, s.settings_api_host, {}});
     }
-    sources::segment::handler segment(ho, std::move(sources), std::move(keys), *event_log, metrics);
+    no_appender no_log;  // role deliver: the public listener is not opened
+    sources::segment::handler segment(ho, std::move(sources), std::move(keys),
+                                      appender != nullptr ? *appender : no_log, metrics);
 
     std::atomic<bool> stopping{false};
     http::admin_handler admin(
@@ -357,20 +420,30 @@ int run(const config::config& initial, const std::string& config_path) {
         unsigned short port = 0;
         http::split_host_port(cfg.admin.listen, host, port);
         admin_server.listen(host, port);
-        http::split_host_port(cfg.server.listen, host, port);
-        public_server.listen(host, port);
+        if (ingest) {
+            http::split_host_port(cfg.server.listen, host, port);
+            public_server.listen(host, port);
+        }
     } catch (const std::exception& e) {
         spdlog::critical("Cannot listen: {}.", e.what());
         deliveries.stop_all();
-        event_log->close();
+        close_log();
         return 1;
     }
     pool.run();
-    spdlog::info(
-        "Switchyard {} listening on {} (port {}), admin on {} (port {}), {} I/O threads, log in "
-        "{}.",
-        SWITCHYARD_VERSION, cfg.server.listen, public_server.port(), cfg.admin.listen,
-        admin_server.port(), threads, cfg.log_dir().string());
+    const std::string where =
+        use_kafka ? fmt::format("Kafka topic {} on {}", cfg.log.kafka.topic, cfg.log.kafka.brokers)
+                  : cfg.log_dir().string();
+    if (ingest) {
+        spdlog::info(
+            "Switchyard {} listening on {} (port {}), admin on {} (port {}), {} I/O threads, log "
+            "in {}.",
+            SWITCHYARD_VERSION, cfg.server.listen, public_server.port(), cfg.admin.listen,
+            admin_server.port(), threads, where);
+    } else {
+        spdlog::info("Switchyard {} delivering from {}, admin on {} (port {}).", SWITCHYARD_VERSION,
+                     where, cfg.admin.listen, admin_server.port());
+    }
 
     int sig = 0;
     for (;;) {
@@ -406,7 +479,7 @@ int run(const config::config& initial, const std::string& config_path) {
     }
     admin_server.stop_accepting();
     deliveries.stop_all();
-    event_log->close();  // completes and makes durable every queued append
+    close_log();  // completes and makes durable every queued append
     pool.stop();
     spdlog::info("Stopped cleanly; the event log is durable.");
     spdlog::shutdown();

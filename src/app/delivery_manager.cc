@@ -95,10 +95,21 @@ bool read_filter(const std::map<std::string, std::string>& q, delivery::dead_let
 
 }  // namespace
 
-delivery_manager::delivery_manager(event_log& log, log::cursor_store& cursors,
-                                   std::filesystem::path data_dir, telemetry::metrics& m)
-    : log_(log), cursors_(cursors), data_dir_(std::move(data_dir)), metrics_(m) {
+delivery_manager::delivery_manager(event_log* log, reader_factory readers,
+                                   log::cursor_store& cursors, std::filesystem::path data_dir,
+                                   telemetry::metrics& m, bool enabled)
+    : log_(log),
+      readers_(std::move(readers)),
+      cursors_(cursors),
+      enabled_(enabled),
+      data_dir_(std::move(data_dir)),
+      metrics_(m) {
     register_metrics();
+}
+
+void delivery_manager::entry::stop() {
+    worker->stop();
+    if (reader) reader->close();
 }
 
 delivery_manager::~delivery_manager() { stop_all(); }
@@ -106,6 +117,7 @@ delivery_manager::~delivery_manager() { stop_all(); }
 void delivery_manager::on_commit() {
     // Retention follows the slowest cursor among the configured readers. Uses its own lock, not
     // mu_, so no operator action or reload can stall a destination's commits.
+    if (log_ == nullptr) return;  // Kafka keeps its own retention
     std::lock_guard lk(release_mu_);
     auto snap = cursors_.snapshot();
     std::uint64_t floor = UINT64_MAX;
@@ -113,7 +125,7 @@ void delivery_manager::on_commit() {
         auto it = snap.find(name);
         floor = std::min<std::uint64_t>(floor, it == snap.end() ? 0 : it->second);
     }
-    if (floor != UINT64_MAX) log_.release_before(floor);
+    if (floor != UINT64_MAX) log_->release_before(floor);
 }
 
 void delivery_manager::publish_names() {
@@ -204,10 +216,26 @@ std::unique_ptr<delivery_manager::entry> delivery_manager::build(
         sizes->Observe(static_cast<double>(events));
         latency->Observe(seconds);
     };
+    if (!attach_reader(*e, errs, d.mark)) return nullptr;
+    event_log& source = e->reader ? static_cast<event_log&>(*e->reader) : *log_;
+    log::cursor_backend& position =
+        e->reader ? static_cast<log::cursor_backend&>(*e->reader) : cursors_;
     e->worker =
-        std::make_unique<delivery::worker>(std::move(wo), log_, cursors_, std::move(instances),
+        std::make_unique<delivery::worker>(std::move(wo), source, position, std::move(instances),
                                            *e->dead_letters, [this] { on_commit(); });
     return e;
+}
+
+bool delivery_manager::attach_reader(entry& e, config::errors& errs, const YAML::Mark& mark) {
+    if (!readers_) return true;
+    try {
+        e.reader = readers_(e.name);
+    } catch (const std::exception& ex) {
+        errs.add(mark, fmt::format("destinations: {}: cannot consume the Kafka log: {}", e.name,
+                                   ex.what()));
+        return false;
+    }
+    return true;
 }
 
 std::unique_ptr<delivery_manager::entry> delivery_manager::build_quarantine(
@@ -227,12 +255,21 @@ std::unique_ptr<delivery_manager::entry> delivery_manager::build_quarantine(
     wo.kinds = {record_kind::quarantine};
     std::vector<std::unique_ptr<destination>> inst;
     inst.push_back(std::make_unique<destinations::file_destination>(qo));
-    e->worker = std::make_unique<delivery::worker>(std::move(wo), log_, cursors_, std::move(inst),
+    config::errors errs;
+    if (!attach_reader(*e, errs, {})) {
+        for (const auto& m : errs.list()) spdlog::error("{}", m);
+        return nullptr;
+    }
+    event_log& source = e->reader ? static_cast<event_log&>(*e->reader) : *log_;
+    log::cursor_backend& position =
+        e->reader ? static_cast<log::cursor_backend&>(*e->reader) : cursors_;
+    e->worker = std::make_unique<delivery::worker>(std::move(wo), source, position, std::move(inst),
                                                    *e->dead_letters, [this] { on_commit(); });
     return e;
 }
 
 std::string delivery_manager::apply(const config::config& cfg, config::errors& errs) {
+    if (!enabled_) return "none here (role collect)";
     // Build everything new or changed first; nothing running is touched if any of it fails.
     std::map<std::string, std::unique_ptr<entry>> fresh;
     std::vector<std::string> unchanged;
@@ -276,7 +313,7 @@ std::string delivery_manager::apply(const config::config& cfg, config::errors& e
         // commit can release segments a changed destination still needs.
     }
     // Stop outside the lock: a worker's final commit calls on_commit(), which takes it.
-    for (auto& e : retired) e->worker->stop();
+    for (auto& e : retired) e->stop();
     for (const auto& name : removed) {
         spdlog::warn("Destination {} was removed from the config; its cursor is removed.", name);
         cursors_.remove(name);
@@ -325,7 +362,7 @@ std::string delivery_manager::apply(const config::config& cfg, config::errors& e
 }
 
 void delivery_manager::stop_all() {
-    for (auto& e : snapshot()) e->worker->stop();
+    for (auto& e : snapshot()) e->stop();
 }
 
 std::shared_ptr<delivery_manager::entry> delivery_manager::find(std::string_view name) {
@@ -364,7 +401,16 @@ std::string delivery_manager::destinations_json() {
             util::append_json_string(j, reason);
             j += fmt::format(":{}", n);
         }
-        j += "},\"last_error\":";
+        j += '}';
+        if (e->reader) {
+            auto k = e->reader->reader_stats();
+            j += fmt::format(
+                ",\"kafka\":{{\"assigned_partitions\":{},\"consumer_lag\":{},\"buffered\":{},"
+                "\"fetched\":{},\"commits\":{},\"failed_commits\":{},\"rebalances\":{}}}",
+                k.assigned_partitions, k.consumer_lag, k.buffered, k.fetched, k.committed_commits,
+                k.failed_commits, k.rebalances);
+        }
+        j += ",\"last_error\":";
         util::append_json_string(j, s.last_error);
         j += '}';
     }
@@ -496,49 +542,52 @@ void delivery_manager::register_metrics() {
     // The gauges of a destination removed by a reload are removed too: a frozen lag or
     // healthy=0 of a destination that no longer exists would keep alerts firing forever. (Its
     // histograms stay: a retired worker may still be finishing a send that observes them.)
-    metrics_.on_scrape(
-        [&, this, exported = std::map<std::string, std::set<std::string>>()]() mutable {
-            auto current = snapshot();
-            for (auto it = exported.begin(); it != exported.end();) {
-                if (std::any_of(current.begin(), current.end(),
-                                [&](const auto& e) { return e->name == it->first; })) {
-                    ++it;
-                    continue;
-                }
-                const std::map<std::string, std::string> l{{"destination", it->first}};
-                for (auto* fam : {&lag, &lag_s, &delivered, &retries, &rejected, &dead, &dropped,
-                                  &dlq, &healthy, &breaker, &paused}) {
-                    fam->Remove(&fam->Add(l));
-                }
-                for (const auto& reason : it->second) {
-                    auto& g = filtered.Add({{"destination", it->first}, {"reason", reason}});
-                    filtered.Remove(&g);
-                }
-                it = exported.erase(it);
+    metrics_.on_scrape([&, this,
+                        exported = std::map<std::string, std::set<std::string>>()]() mutable {
+        auto current = snapshot();
+        for (auto it = exported.begin(); it != exported.end();) {
+            if (std::any_of(current.begin(), current.end(),
+                            [&](const auto& e) { return e->name == it->first; })) {
+                ++it;
+                continue;
             }
-            for (auto& e : current) {
-                const std::string& name = e->name;
-                auto& reasons = exported[name];
-                auto s = e->worker->stats();
-                std::map<std::string, std::string> l{{"destination", name}};
-                lag.Add(l).Set(static_cast<double>(s.lag_events));
-                lag_s.Add(l).Set(s.lag_seconds);
-                delivered.Add(l).Set(static_cast<double>(s.delivered));
-                retries.Add(l).Set(static_cast<double>(s.retries));
-                rejected.Add(l).Set(static_cast<double>(s.rejected));
-                dead.Add(l).Set(static_cast<double>(s.dead_lettered));
-                dropped.Add(l).Set(static_cast<double>(s.dropped));
-                dlq.Add(l).Set(static_cast<double>(e->dead_letters->size()));
-                healthy.Add(l).Set(s.healthy ? 1 : 0);
-                breaker.Add(l).Set(static_cast<double>(s.breaker_opens));
-                paused.Add(l).Set(e->worker->paused() ? 1 : 0);
-                for (const auto& [reason, n] : s.filtered) {
-                    filtered.Add({{"destination", name}, {"reason", reason}})
-                        .Set(static_cast<double>(n));
-                    reasons.insert(reason);
-                }
+            const std::map<std::string, std::string> l{{"destination", it->first}};
+            for (auto* fam : {&lag, &lag_s, &delivered, &retries, &rejected, &dead, &dropped, &dlq,
+                              &healthy, &breaker, &paused}) {
+                fam->Remove(&fam->Add(l));
             }
-        });
+            for (const auto& reason : it->second) {
+                auto& g = filtered.Add({{"destination", it->first}, {"reason", reason}});
+                filtered.Remove(&g);
+            }
+            it = exported.erase(it);
+        }
+        for (auto& e : current) {
+            const std::string& name = e->name;
+            auto& reasons = exported[name];
+            auto s = e->worker->stats();
+            std::map<std::string, std::string> l{{"destination", name}};
+            // With the Kafka log, lag is what the consumer group has not delivered yet.
+            const std::int64_t kafka_lag = e->reader ? e->reader->reader_stats().consumer_lag : -1;
+            lag.Add(l).Set(static_cast<double>(
+                kafka_lag >= 0 ? static_cast<std::uint64_t>(kafka_lag) : s.lag_events));
+            lag_s.Add(l).Set(s.lag_seconds);
+            delivered.Add(l).Set(static_cast<double>(s.delivered));
+            retries.Add(l).Set(static_cast<double>(s.retries));
+            rejected.Add(l).Set(static_cast<double>(s.rejected));
+            dead.Add(l).Set(static_cast<double>(s.dead_lettered));
+            dropped.Add(l).Set(static_cast<double>(s.dropped));
+            dlq.Add(l).Set(static_cast<double>(e->dead_letters->size()));
+            healthy.Add(l).Set(s.healthy ? 1 : 0);
+            breaker.Add(l).Set(static_cast<double>(s.breaker_opens));
+            paused.Add(l).Set(e->worker->paused() ? 1 : 0);
+            for (const auto& [reason, n] : s.filtered) {
+                filtered.Add({{"destination", name}, {"reason", reason}})
+                    .Set(static_cast<double>(n));
+                reasons.insert(reason);
+            }
+        }
+    });
 }
 
 }  // namespace switchyard::app

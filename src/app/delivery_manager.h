@@ -5,6 +5,7 @@
 #include "delivery/worker.h"
 #include "http/admin.h"
 #include "log/cursor_store.h"
+#include "log/kafka/kafka_reader.h"
 #include "switchyard/log.h"
 #include "telemetry/metrics.h"
 
@@ -28,8 +29,16 @@ namespace switchyard::app {
 // on_commit() on worker threads. One mutex guards the destination table.
 class delivery_manager final : public http::operator_backend {
   public:
-    delivery_manager(event_log& log, log::cursor_store& cursors, std::filesystem::path data_dir,
-                     telemetry::metrics& m);
+    using reader_ptr = std::unique_ptr<log::kafka::kafka_reader>;
+    // Builds the Kafka consumer view a destination reads from (log.type: kafka); may throw.
+    using reader_factory = std::function<reader_ptr(const std::string& name)>;
+
+    // With the local log, `log` is it and `readers` is empty; with the Kafka log, `log` is null
+    // and every destination (and the quarantine writer) gets its own reader from `readers`,
+    // which then also keeps its position (consumer-group offsets) instead of `cursors`.
+    // `enabled` false (role collect): no destination runs here.
+    delivery_manager(event_log* log, reader_factory readers, log::cursor_store& cursors,
+                     std::filesystem::path data_dir, telemetry::metrics& m, bool enabled = true);
     ~delivery_manager() override;
 
     // Starts (or, on reload, reconciles) the destinations of `cfg`. Destinations are built
@@ -54,7 +63,11 @@ class delivery_manager final : public http::operator_backend {
         std::string fingerprint;  // the entry's YAML, to detect changes on reload
         // Shared with the entry that replaces this one on reload: one store per file.
         std::shared_ptr<delivery::dead_letter_store> dead_letters;
+        reader_ptr reader;  // Kafka log only; outlives the worker that reads it
         std::unique_ptr<delivery::worker> worker;
+
+        // Stops the worker (final commit), then leaves the consumer group.
+        void stop();
     };
 
     void on_commit();
@@ -62,11 +75,14 @@ class delivery_manager final : public http::operator_backend {
                                  std::shared_ptr<delivery::dead_letter_store> store,
                                  config::errors& errs);
     std::unique_ptr<entry> build_quarantine(const config::config& cfg);
+    bool attach_reader(entry& e, config::errors& errs, const YAML::Mark& mark);
     void register_metrics();
     std::shared_ptr<entry> find(std::string_view name);
 
-    event_log& log_;
+    event_log* log_;
+    reader_factory readers_;
     log::cursor_store& cursors_;
+    bool enabled_;
     std::filesystem::path data_dir_;
     telemetry::metrics& metrics_;
     std::function<std::string()> reloader_;

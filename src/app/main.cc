@@ -33,6 +33,11 @@ int main(int argc, char** argv) {
     std::string config_path = "config/switchyard.yaml";
     auto* run = cli.add_subcommand("run", "Run the daemon.");
     run->add_option("-c,--config", config_path, "Config file (YAML).")->capture_default_str();
+    std::string role;
+    run->add_option("--role", role,
+                    "all (default), collect (ingest only) or deliver (delivery only); collect "
+                    "and deliver need log.type: kafka. Overrides the config's `role`.")
+        ->check(CLI::IsMember({"all", "collect", "deliver"}));
 
     bool print = false;
     auto* check =
@@ -97,6 +102,13 @@ int main(int argc, char** argv) {
         add("ids", ids);
         if (limit) add("limit", std::to_string(limit));
         return switchyard::app::cli_dlq(cfg, action, destination, q, json);
+    }
+    if (!role.empty()) {
+        cfg.role = role;
+        if (auto e = switchyard::config::check_role(cfg); !e.empty()) {
+            std::cerr << "--role: " << e << '\n';
+            return 2;
+        }
     }
     return switchyard::app::run(cfg, config_path);
 }

@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include "http/net.h"
+#include "log/kafka/kafka_conf.h"
 #include "route/route.h"
 
 #include <fmt/format.h>
@@ -25,6 +26,10 @@ void read_config(map_reader& root, config& c) {
     root.get(
         "data_dir", c.data_dir,
         "Directory for the event log, cursors, quarantine and file outputs. Created if missing.");
+    root.get("role", c.role,
+             "all: ingest and deliver; collect: ingest only (HTTP API, appends to the Kafka log); "
+             "deliver: deliver only (consumes the Kafka log). collect and deliver need "
+             "log.type: kafka. `switchyard run --role` overrides it.");
     {
         auto s = root.child("server", "Public HTTP listener (the SDK-facing API).");
         auto& v = c.server;
@@ -141,8 +146,72 @@ void read_config(map_reader& root, config& c) {
         }
     }
     {
-        auto s = root.child("log", "The durable local event log.");
+        auto s = root.child("log", "The durable event log between ingest and delivery.");
         auto& v = c.log;
+        s.get("type", v.type,
+              "local: segment files on this machine (one node); kafka: a Kafka topic (stateless "
+              "collectors, delivery workers in consumer groups; see docs/operations.md).");
+        {
+            auto k = s.child("kafka", "The Kafka log (log.type: kafka).");
+            auto& kv = v.kafka;
+            k.get("brokers", kv.brokers, "Bootstrap brokers, host:port,host:port (required).");
+            k.get("topic", kv.topic,
+                  "Topic holding the log. Create it with enough partitions for the delivery "
+                  "parallelism you want (partitions bound the consumers per destination).");
+            k.get("key", kv.key,
+                  "Message key, hence partition and order: anonymous_id_or_user_id (one visitor "
+                  "stays in order across login), user_id_or_anonymous_id, or message_id (even "
+                  "spread, no per-visitor order).");
+            k.get("ack_timeout", kv.ack_timeout,
+                  "How long an append waits for acks=all before the request answers 503.");
+            k.get("max_pending_bytes", kv.max_pending_bytes,
+                  "Bytes waiting for broker acknowledgement above which ingest answers 503 with "
+                  "Retry-After (log_full).");
+            k.get("compression", kv.compression, "none, gzip, snappy, lz4 or zstd.");
+            k.get("linger", kv.linger, "How long the producer waits to fill a batch.");
+            k.get("group_prefix", kv.group_prefix,
+                  "Consumer group of a destination = prefix + destination name (the built-in "
+                  "quarantine writer uses prefix + _quarantine).");
+            k.get("buffer_events", kv.buffer_events,
+                  "Records a destination's consumer holds before it pauses fetching.");
+            k.get("buffer_bytes", kv.buffer_bytes,
+                  "Bytes a destination's consumer holds before it pauses fetching.");
+            k.get("rebalance_drain_timeout", kv.rebalance_drain_timeout,
+                  "On a rebalance, how long a destination may finish delivering records of the "
+                  "partitions it gives up; the rest is delivered again by their new owner.");
+            std::vector<YAML::Mark> marks;
+            k.get_string_map("librdkafka", kv.librdkafka, &marks,
+                             "Extra librdkafka properties for the producer and consumers "
+                             "(security.protocol, sasl.*, ssl.*, tuning). Properties Switchyard's "
+                             "guarantees rest on (acks, enable.idempotence, group.id, offsets "
+                             "commit settings) are refused.");
+            k.finish();
+            if (!k.describing()) {
+                for (const auto& [i, msg] : log::kafka::check_properties(
+                         kv.librdkafka, log::kafka::log_reserved_properties)) {
+                    root.errs().add(marks[i], fmt::format("log.kafka.librdkafka.{}: {}",
+                                                          kv.librdkafka[i].first, msg));
+                }
+                if (log::kafka::compression_codec(kv.compression).empty()) {
+                    root.errs().add(k.mark(), fmt::format("log.kafka.compression: '{}' is not "
+                                                          "none, gzip, snappy, lz4 or zstd",
+                                                          kv.compression));
+                }
+                if (kv.key != "anonymous_id_or_user_id" && kv.key != "user_id_or_anonymous_id" &&
+                    kv.key != "message_id") {
+                    root.errs().add(
+                        k.mark(), fmt::format("log.kafka.key: '{}' is not anonymous_id_or_user_id, "
+                                              "user_id_or_anonymous_id or message_id",
+                                              kv.key));
+                }
+                if (v.type == "kafka" && kv.brokers.empty()) {
+                    root.errs().add(k.mark(), "log.kafka.brokers: required with log.type: kafka");
+                }
+                if (v.type == "kafka" && kv.topic.empty()) {
+                    root.errs().add(k.mark(), "log.kafka.topic: must not be empty");
+                }
+            }
+        }
         s.get("dir", v.dir, "Segment directory; default <data_dir>/log.");
         s.get("segment_bytes", v.segment_bytes, "Size at which a new segment file starts.");
         s.get("capacity_bytes", v.capacity_bytes,
@@ -157,6 +226,10 @@ void read_config(map_reader& root, config& c) {
         s.get("retry_after", v.retry_after, "Retry-After sent with 503 when the log is full.");
         s.finish();
         if (!s.describing()) {
+            if (v.type != "local" && v.type != "kafka") {
+                root.errs().add(s.mark(),
+                                fmt::format("log.type: '{}' is not local or kafka", v.type));
+            }
             if (v.durability == "fsync") {
                 v.policy = durability_policy::fsync;
             } else if (v.durability == "interval") {
@@ -280,6 +353,30 @@ void read_config(map_reader& root, config& c) {
         }
     }
     root.finish();
+    if (root.describing()) return;
+    for (const auto& d : c.destinations) {
+        if (c.log.type == "kafka" && d.when_lagging == "drop_oldest") {
+            root.errs().add(d.mark,
+                            fmt::format("destinations: {}: when_lagging: drop_oldest is not "
+                                        "available with log.type: kafka (Kafka's retention "
+                                        "bounds the lag)",
+                                        d.name));
+        }
+    }
+    if (auto e = check_role(c); !e.empty()) root.errs().add(root.mark(), e);
+}
+
+std::string check_role(const config& c) {
+    if (c.role != "all" && c.role != "collect" && c.role != "deliver") {
+        return fmt::format("role: '{}' is not all, collect or deliver", c.role);
+    }
+    if (c.role != "all" && c.log.type != "kafka") {
+        return fmt::format(
+            "role: '{}' needs log.type: kafka (the local log is read and written "
+            "by one process)",
+            c.role);
+    }
+    return {};
 }
 
 namespace {

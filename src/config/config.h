@@ -60,7 +60,24 @@ struct source_config {
     YAML::Mark mark;
 };
 
+struct kafka_log_config {
+    std::string brokers;
+    std::string topic = "switchyard.events";
+    std::string key = "anonymous_id_or_user_id";
+    duration ack_timeout{10'000};
+    byte_size max_pending_bytes{256ULL << 20};
+    std::string compression = "lz4";
+    duration linger{5};
+    std::string group_prefix = "switchyard.";
+    std::uint64_t buffer_events = 50'000;
+    byte_size buffer_bytes{64ULL << 20};
+    duration rebalance_drain_timeout{10'000};
+    std::vector<std::pair<std::string, std::string>> librdkafka;  // pass-through properties
+};
+
 struct log_config {
+    std::string type = "local";  // local | kafka
+    kafka_log_config kafka;
     std::string dir;  // default <data_dir>/log
     byte_size segment_bytes{64ULL << 20};
     byte_size capacity_bytes{1ULL << 30};
@@ -100,6 +117,7 @@ struct quarantine_config {
 
 struct config {
     std::string data_dir = "./data";
+    std::string role = "all";  // all | collect | deliver
     server_config server;
     admin_config admin;
     logging_config logging;
@@ -122,6 +140,9 @@ config load_string(const std::string& yaml, errors& errs);
 
 // Reads the top-level keys into `out`; with a catalog and a null node, documents them instead.
 void read_config(map_reader& root, config& out);
+
+// The error in `role` (given its log type), or empty. Checked again after `run --role`.
+std::string check_role(const config& c);
 
 // The config as YAML with secrets (write keys) redacted.
 std::string dump_redacted(const config& c);

@@ -75,7 +75,7 @@ struct worker::sender {
     backoff retry;
 };
 
-worker::worker(worker_options options, event_log& log, log::cursor_store& cursors,
+worker::worker(worker_options options, event_log& log, log::cursor_backend& cursors,
                std::vector<std::unique_ptr<destination>> instances, dead_letter_store& dead_letters,
                std::function<void()> on_commit)
     : opts_(std::move(options)),

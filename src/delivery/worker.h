@@ -114,7 +114,7 @@ struct worker_stats {
 // except what on_commit, on_send and route do and the dead-letter store's own mutex.
 class worker {
   public:
-    worker(worker_options options, event_log& log, log::cursor_store& cursors,
+    worker(worker_options options, event_log& log, log::cursor_backend& cursors,
            std::vector<std::unique_ptr<destination>> instances, dead_letter_store& dead_letters,
            std::function<void()> on_commit);
     ~worker();
@@ -178,7 +178,7 @@ class worker {
 
     worker_options opts_;
     event_log& log_;
-    log::cursor_store& cursors_;
+    log::cursor_backend& cursors_;
     std::vector<std::unique_ptr<destination>> instances_;
     dead_letter_store* dead_letters_;
     std::function<void()> on_commit_;

@@ -25,6 +25,8 @@ class category final : public std::error_category {
                 return "not found";
             case errc::timed_out:
                 return "timed out";
+            case errc::unavailable:
+                return "the event log cannot confirm appends right now";
         }
         return "unknown switchyard error " + std::to_string(value);
     }

@@ -103,7 +103,7 @@ http::response json_error(unsigned status, std::string_view code, std::string_vi
 }
 
 handler::handler(handler_options opts, std::vector<source_entry> sources,
-                 std::unordered_map<std::string, std::size_t> write_keys, event_log& log,
+                 std::unordered_map<std::string, std::size_t> write_keys, event_appender& log,
                  telemetry::metrics& m)
     : opts_(std::move(opts)),
       sources_(std::move(sources)),

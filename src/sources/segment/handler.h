@@ -35,7 +35,7 @@ struct handler_options {
 class handler final : public http::handler {
   public:
     handler(handler_options opts, std::vector<source_entry> sources,
-            std::unordered_map<std::string, std::size_t> write_keys, event_log& log,
+            std::unordered_map<std::string, std::size_t> write_keys, event_appender& log,
             telemetry::metrics& m);
 
     void handle(http::request& req, const boost::asio::ip::address& peer,
@@ -84,7 +84,7 @@ class handler final : public http::handler {
     std::vector<source_entry> sources_;
     std::unordered_map<std::string, std::size_t> keys_;
     http::cors_policy any_source_cors_;  // union of allowlists, for preflights (no key yet)
-    event_log& log_;
+    event_appender& log_;
     telemetry::metrics& metrics_;
 };
 
