@@ -36,10 +36,12 @@ class _PortTaken(Exception):
 class Daemon:
     """A switchyard process with its own temp data dir. `extra` is YAML appended to the config;
     `server`/`log`/`sources`/`destinations` override the default sections (YAML text);
-    `admin_extra` is YAML added inside the `admin:` section (e.g. "  token: secret")."""
+    `admin_extra` is YAML added inside the `admin:` section (e.g. "  token: secret"); `run_args` are
+    more arguments to `switchyard run` (e.g. ["--role", "deliver"])."""
 
     def __init__(self, server="", log="", sources=None, destinations=None, extra="", data_dir=None,
-                 admin_extra=""):
+                 admin_extra="", run_args=()):
+        self.run_args = list(run_args)
         self.tmp = tempfile.mkdtemp(prefix="switchyard-e2e-")
         self.data = data_dir or os.path.join(self.tmp, "data")
         self.port = free_port()
@@ -108,7 +110,7 @@ destinations:{destinations}
             self.stderr.close()  # restarted: the previous run's handle
         log_start = len(self.log_text())
         self.stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen([BIN, "run", "-c", self.config_path], stdout=self.stderr,
+        self.proc = subprocess.Popen([BIN, "run", "-c", self.config_path, *self.run_args], stdout=self.stderr,
                                      stderr=self.stderr, cwd=self.tmp)
         deadline = time.time() + timeout
         while time.time() < deadline:
