@@ -105,14 +105,18 @@ std::error_code kafka_log::append(record_batch batch, append_handler done) {
             return make_error_code(errc::log_closed);
         }
         const std::uint64_t pending = pending_bytes_.load(std::memory_order_relaxed);
-        const bool up = available_.load(std::memory_order_relaxed);
-        const std::uint64_t limit = up ? options_.max_pending_bytes
-                                       : std::min(options_.probe_bytes, options_.max_pending_bytes);
-        // One batch is always let through when nothing waits, so a large batch is not refused
-        // forever and an outage is probed.
-        if (pending > 0 && pending + bytes > limit) {
+        if (!available_.load(std::memory_order_relaxed)) {
+            const std::int64_t now = util::now_ms();
+            if (now - last_probe_ms_ < options_.probe_interval.count()) {
+                refused_.fetch_add(1, std::memory_order_relaxed);
+                return make_error_code(errc::unavailable);
+            }
+            last_probe_ms_ = now;  // this append probes whether the brokers are back
+        } else if (pending > 0 && pending + bytes > options_.max_pending_bytes) {
+            // One batch is always let through when nothing waits, so a large one is not refused
+            // forever.
             refused_.fetch_add(1, std::memory_order_relaxed);
-            return make_error_code(up ? errc::log_full : errc::unavailable);
+            return make_error_code(errc::log_full);
         }
         pending_bytes_.fetch_add(bytes, std::memory_order_relaxed);
         outstanding_.fetch_add(1, std::memory_order_relaxed);
@@ -171,7 +175,7 @@ void kafka_log::finish_record(inflight* f, rd_kafka_resp_err_t err, std::int64_t
         int expected = 0;
         f->first_error.compare_exchange_strong(expected, static_cast<int>(err));
         failed_records_.fetch_add(1, std::memory_order_relaxed);
-        if (is_outage(err)) available_.store(false, std::memory_order_relaxed);
+        if (is_outage(err)) mark_unavailable();
         const std::int64_t now = util::now_ms();
         std::int64_t last = last_error_log_ms_.load(std::memory_order_relaxed);
         if (now - last >= 5000 &&
@@ -215,7 +219,7 @@ void kafka_log::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaq
     auto* self = static_cast<kafka_log*>(opaque);
     const auto e = static_cast<rd_kafka_resp_err_t>(err);
     if (e == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-        self->available_.store(false, std::memory_order_relaxed);
+        self->mark_unavailable();
         spdlog::error("Kafka log: all brokers are down ({}); ingest answers 503 until they return.",
                       reason);
         return;
@@ -224,10 +228,15 @@ void kafka_log::on_error(rd_kafka_t* rk, int err, const char* reason, void* opaq
         char buf[512];
         rd_kafka_fatal_error(rk, buf, sizeof buf);
         spdlog::critical("Kafka log: fatal producer error: {}; appends fail until restart.", buf);
-        self->available_.store(false, std::memory_order_relaxed);
+        self->mark_unavailable();
         return;
     }
     spdlog::warn("Kafka log: {} ({}).", reason, rd_kafka_err2name(e));
+}
+
+void kafka_log::mark_unavailable() {
+    std::lock_guard g(mu_);
+    if (available_.exchange(false, std::memory_order_relaxed)) last_probe_ms_ = util::now_ms();
 }
 
 void kafka_log::poll_loop() {

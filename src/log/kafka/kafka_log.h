@@ -33,9 +33,10 @@ struct kafka_log_options {
     std::chrono::milliseconds ack_timeout{10000};
     // Bytes appended but not yet acknowledged; beyond it appends are refused with log_full.
     std::uint64_t max_pending_bytes = 256ull << 20;
-    // While the brokers do not acknowledge, only this many bytes may wait; more is refused at
-    // once with errc::unavailable instead of every request waiting for ack_timeout.
-    std::uint64_t probe_bytes = 1ull << 20;
+    // While the brokers do not acknowledge, appends are refused at once with errc::unavailable
+    // (instead of every request waiting for ack_timeout), except one probe per interval whose
+    // success ends the outage.
+    std::chrono::milliseconds probe_interval{1000};
     std::string compression = "lz4";
     std::chrono::milliseconds linger{5};
     property_list properties;  // pass-through librdkafka properties (SASL/SSL, tuning)
@@ -101,6 +102,8 @@ class kafka_log final : public event_appender {
     std::atomic<std::uint64_t> failed_records_{0};
     std::atomic<std::uint64_t> refused_{0};
     std::atomic<std::int64_t> last_error_log_ms_{0};
+    std::int64_t last_probe_ms_ = 0;  // guarded by mu_
+    void mark_unavailable();
 
     std::mutex close_mu_;
     std::thread poller_;
