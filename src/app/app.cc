@@ -49,7 +49,7 @@ class no_appender final : public event_appender {
 log::kafka::kafka_log_options kafka_log_options(const config::config& cfg) {
     const auto& k = cfg.log.kafka;
     log::kafka::kafka_log_options o;
-    o.brokers = k.brokers;
+    o.brokers = k.bootstrap();
     o.topic = k.topic;
     o.key = k.key == "user_id_or_anonymous_id" ? log::kafka::key_policy::user_id_or_anonymous_id
             : k.key == "message_id"            ? log::kafka::key_policy::message_id
@@ -272,7 +272,7 @@ int run(const config::config& initial, const std::string& config_path) {
         readers = [&cfg](const std::string& name) {
             log::kafka::kafka_reader_options ro;
             ro.name = name;
-            ro.brokers = cfg.log.kafka.brokers;
+            ro.brokers = cfg.log.kafka.bootstrap();
             ro.topic = cfg.log.kafka.topic;
             ro.group = cfg.log.kafka.group_prefix + name;
             ro.properties = cfg.log.kafka.librdkafka;
@@ -355,6 +355,40 @@ int run(const config::config& initial, const std::string& config_path) {
         });
     }
 
+    // Kafka log metrics (collectors), polled at scrape time.
+    if (kafka_log) {
+        auto& acked = metrics
+                          .counters("switchyard_kafka_log_acknowledged_records_total",
+                                    "Records the brokers acknowledged (acks=all).")
+                          .Add({});
+        auto& failed = metrics
+                           .counters("switchyard_kafka_log_failed_records_total",
+                                     "Records the brokers did not acknowledge in time (their "
+                                     "requests answered 503).")
+                           .Add({});
+        auto& refused = metrics
+                            .counters("switchyard_kafka_log_refused_appends_total",
+                                      "Appends refused at once (outage, pending bytes full).")
+                            .Add({});
+        auto& pending = metrics
+                            .gauges("switchyard_kafka_log_pending_bytes",
+                                    "Bytes appended and waiting for acknowledgement.")
+                            .Add({});
+        auto& available = metrics
+                              .gauges("switchyard_kafka_log_available",
+                                      "1 while the brokers acknowledge records.")
+                              .Add({});
+        metrics.on_scrape([&, last = log::kafka::kafka_log_stats{}]() mutable {
+            auto s = kafka_log->stats();
+            acked.Increment(static_cast<double>(s.appended_records - last.appended_records));
+            failed.Increment(static_cast<double>(s.failed_records - last.failed_records));
+            refused.Increment(static_cast<double>(s.refused_appends - last.refused_appends));
+            pending.Set(static_cast<double>(s.pending_bytes));
+            available.Set(s.available ? 1 : 0);
+            last = s;
+        });
+    }
+
     // Ingest.
     sources::segment::handler_options ho;
     ho.event_limits.max_event_bytes = cfg.limits.max_event_bytes.bytes;
@@ -431,9 +465,9 @@ int run(const config::config& initial, const std::string& config_path) {
         return 1;
     }
     pool.run();
-    const std::string where =
-        use_kafka ? fmt::format("Kafka topic {} on {}", cfg.log.kafka.topic, cfg.log.kafka.brokers)
-                  : cfg.log_dir().string();
+    const std::string where = use_kafka ? fmt::format("Kafka topic {} on {}", cfg.log.kafka.topic,
+                                                      cfg.log.kafka.bootstrap())
+                                        : cfg.log_dir().string();
     if (ingest) {
         spdlog::info(
             "Switchyard {} listening on {} (port {}), admin on {} (port {}), {} I/O threads, log "

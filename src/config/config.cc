@@ -154,7 +154,9 @@ void read_config(map_reader& root, config& c) {
         {
             auto k = s.child("kafka", "The Kafka log (log.type: kafka).");
             auto& kv = v.kafka;
-            k.get("brokers", kv.brokers, "Bootstrap brokers, host:port,host:port (required).");
+            k.get_strings_or_string("brokers", kv.brokers,
+                                    "Bootstrap brokers, host:port (required): a list, or one "
+                                    "comma-separated string such as \"${KAFKA_BROKERS}\".");
             k.get("topic", kv.topic,
                   "Topic holding the log. Create it with enough partitions for the delivery "
                   "parallelism you want (partitions bound the consumers per destination).");
@@ -204,7 +206,7 @@ void read_config(map_reader& root, config& c) {
                                               "user_id_or_anonymous_id or message_id",
                                               kv.key));
                 }
-                if (v.type == "kafka" && kv.brokers.empty()) {
+                if (v.type == "kafka" && (kv.brokers.empty() || kv.brokers.front().empty())) {
                     root.errs().add(k.mark(), "log.kafka.brokers: required with log.type: kafka");
                 }
                 if (v.type == "kafka" && kv.topic.empty()) {
@@ -364,6 +366,12 @@ void read_config(map_reader& root, config& c) {
         }
     }
     if (auto e = check_role(c); !e.empty()) root.errs().add(root.mark(), e);
+}
+
+std::string kafka_log_config::bootstrap() const {
+    std::string out;
+    for (const auto& b : brokers) out += (out.empty() ? "" : ",") + b;
+    return out;
 }
 
 std::string check_role(const config& c) {

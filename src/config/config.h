@@ -61,7 +61,7 @@ struct source_config {
 };
 
 struct kafka_log_config {
-    std::string brokers;
+    std::vector<std::string> brokers;  // each entry may hold several, comma-separated
     std::string topic = "switchyard.events";
     std::string key = "anonymous_id_or_user_id";
     duration ack_timeout{10'000};
@@ -73,6 +73,8 @@ struct kafka_log_config {
     byte_size buffer_bytes{64ULL << 20};
     duration rebalance_drain_timeout{10'000};
     std::vector<std::pair<std::string, std::string>> librdkafka;  // pass-through properties
+
+    std::string bootstrap() const;  // brokers joined with ','
 };
 
 struct log_config {

@@ -110,6 +110,25 @@ void map_reader::get_strings(std::string_view key, std::vector<std::string>& out
     out = std::move(tmp);
 }
 
+void map_reader::get_strings_or_string(std::string_view key, std::vector<std::string>& out,
+                                       std::string_view description) {
+    YAML::Node n = lookup(key);
+    if (!n || !n.IsScalar() || describing()) {
+        get_strings(key, out, description);
+        return;
+    }
+    document(key, "list of strings", "[]", description);
+    std::string s, err;
+    if (!parse_scalar(n, s, err)) {
+        errs_->add(
+            n.Mark(),
+            fmt::format("{}: {}", path_.empty() ? std::string(key) : path_ + "." + std::string(key),
+                        err));
+        return;
+    }
+    out = {std::move(s)};
+}
+
 void map_reader::get_string_map(std::string_view key,
                                 std::vector<std::pair<std::string, std::string>>& out,
                                 std::vector<YAML::Mark>* marks, std::string_view description) {

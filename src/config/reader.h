@@ -75,6 +75,10 @@ class map_reader {
     // A sequence of scalars.
     void get_strings(std::string_view key, std::vector<std::string>& out,
                      std::string_view description);
+    // A sequence of scalars, or one scalar taken as a one-element list (for values such as
+    // "${KAFKA_BROKERS}" that hold a comma-separated list).
+    void get_strings_or_string(std::string_view key, std::vector<std::string>& out,
+                               std::string_view description);
     // A mapping of string keys to scalar values (e.g. client library properties), with ${ENV}
     // substitution in the values; entries keep the position of their value for later errors.
     void get_string_map(std::string_view key, std::vector<std::pair<std::string, std::string>>& out,

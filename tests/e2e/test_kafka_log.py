@@ -11,7 +11,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from support import Daemon, wait_until  # noqa: E402
+from support import Daemon, metric_value, wait_until  # noqa: E402
 from mock_kafka import MockKafka, consume, kcat_available  # noqa: E402
 
 TOPIC = "switchyard.events"
@@ -152,6 +152,9 @@ class KafkaLogTest(unittest.TestCase):
             s.send_round()
         self.assertGreater(s.refused, 0, s.statuses)
         self.assertNotIn(None, s.retry_after_seen)
+        m = d.metrics()
+        self.assertEqual(metric_value(m, "switchyard_kafka_log_available"), 0)
+        self.assertGreater(metric_value(m, "switchyard_kafka_log_refused_appends_total"), 0)
         for b in (1, 2, 3):
             self.kafka.cmd(f"up {b}")
 
