@@ -1,5 +1,6 @@
 // The one list of built-in destinations. Adding a destination = one folder + one line here.
 #include "destinations/file/file_destination.h"
+#include "destinations/kafka/kafka_destination.h"
 #include "destinations/registry.h"
 #include "destinations/webhook/webhook_destination.h"
 
@@ -7,6 +8,7 @@ namespace switchyard::destinations {
 
 void register_builtin(registry& r) {
     r.add("file", &make_file_destination);
+    r.add("kafka", &make_kafka_destination);
     r.add("webhook", &make_webhook_destination);
 }
 
