@@ -229,6 +229,25 @@ class KafkaLogTest(unittest.TestCase):
         # Collectors keep no local log.
         self.assertFalse(os.path.exists(os.path.join(c1.data, "log")))
 
+    def test_killed_delivery_process_loses_nothing(self):
+        c = self.daemon(role="collect").start()
+        d1 = self.daemon(role="deliver").start()
+        d2 = self.daemon(role="deliver").start()
+        s = Sender([c], visitors=8)
+        for _ in range(4):
+            s.send_round()
+        self.wait_delivered([d1, d2], s.acked)
+        # d1 dies without committing or leaving its groups; after the session timeout its
+        # partitions move to d2, which resumes from the last committed offsets.
+        for _ in range(2):
+            s.send_round()
+        d1.kill9()
+        for _ in range(4):
+            s.send_round()
+        self.wait_delivered([d1, d2], s.acked, timeout=90)
+        self.assertEqual(s.statuses, {200: 80})
+        check_order(self, delivered([d2]))
+
     def test_role_deliver_does_not_listen_and_local_log_refuses_roles(self):
         d = self.daemon(role="deliver").start()
         with self.assertRaises(OSError):
