@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -366,6 +367,19 @@ void read_config(map_reader& root, config& c) {
         }
     }
     if (auto e = check_role(c); !e.empty()) root.errs().add(root.mark(), e);
+    // A record must fit in one Kafka message, or its request could only ever get 503.
+    for (const auto& [k, v] : c.log.kafka.librdkafka) {
+        if (k != "message.max.bytes") continue;
+        const std::uint64_t need = c.limits.max_event_bytes.bytes + 4096;
+        std::uint64_t have = 0;
+        auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), have);
+        if (ec == std::errc() && p == v.data() + v.size() && have < need) {
+            root.errs().add(root.mark(),
+                            fmt::format("log.kafka.librdkafka.message.max.bytes: {} is below the "
+                                        "largest record ({} = limits.max_event_bytes + 4096)",
+                                        have, need));
+        }
+    }
 }
 
 std::string kafka_log_config::bootstrap() const {

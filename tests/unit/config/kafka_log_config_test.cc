@@ -93,6 +93,15 @@ destinations:
     EXPECT_TRUE(has(errs, "drop_oldest is not available with log.type: kafka")) << all(errs);
 }
 
+TEST(KafkaLogConfig, RecordsMustFitInOneMessage) {
+    errors errs;
+    load_string(R"(sources: [{name: s, write_keys: [k]}]
+log: {type: kafka, kafka: {brokers: "b:1", librdkafka: {message.max.bytes: "20000"}}}
+)",
+                errs);
+    EXPECT_TRUE(has(errs, "message.max.bytes: 20000 is below the largest record")) << all(errs);
+}
+
 TEST(KafkaLogConfig, RolesNeedTheKafkaLog) {
     errors errs;
     auto c = load_string("sources: [{name: s, write_keys: [k]}]\nrole: collect\n", errs);
