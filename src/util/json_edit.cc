@@ -1,0 +1,140 @@
+#include "util/json_edit.h"
+
+#include "util/json.h"
+
+#include <cstddef>
+
+namespace switchyard::util {
+namespace {
+
+// A scanner over valid JSON text: positions only, no values built.
+struct scanner {
+    std::string_view s;
+    std::size_t i = 0;
+
+    void ws() {
+        while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+    }
+    // At a '"': returns the raw (still escaped) content and moves past the closing quote.
+    std::string_view string() {
+        const std::size_t start = ++i;
+        while (i < s.size() && s[i] != '"') i += s[i] == '\\' ? 2 : 1;
+        std::string_view out = s.substr(start, i - start);
+        ++i;
+        return out;
+    }
+    // Skips one value of any kind.
+    void value() {
+        ws();
+        if (i >= s.size()) return;
+        if (s[i] == '"') {
+            string();
+            return;
+        }
+        if (s[i] == '{' || s[i] == '[') {
+            int depth = 0;
+            while (i < s.size()) {
+                char c = s[i];
+                if (c == '"') {
+                    string();
+                    continue;
+                }
+                if (c == '{' || c == '[') ++depth;
+                if (c == '}' || c == ']') {
+                    --depth;
+                    if (depth == 0) {
+                        ++i;
+                        return;
+                    }
+                }
+                ++i;
+            }
+            return;
+        }
+        while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' &&
+               s[i] != '\n' && s[i] != '\t' && s[i] != '\r') {
+            ++i;
+        }
+    }
+};
+
+struct member_span {
+    std::size_t begin = 0;  // start of the key's quote
+    std::size_t value_begin = 0;
+    std::size_t end = 0;  // one past the value
+    bool found = false;
+};
+
+// Walks the members of the object starting at s[pos] == '{'. Returns the position of its
+// closing '}', whether it has members, and the span of `key` if present.
+std::size_t walk_object(std::string_view s, std::size_t pos, std::string_view key, member_span& m,
+                        bool& empty) {
+    scanner sc{s, pos + 1};
+    empty = true;
+    for (;;) {
+        sc.ws();
+        if (sc.i >= s.size()) return std::string_view::npos;
+        if (s[sc.i] == '}') return sc.i;
+        if (s[sc.i] == ',') {
+            ++sc.i;
+            continue;
+        }
+        if (s[sc.i] != '"') return std::string_view::npos;
+        empty = false;
+        const std::size_t kbegin = sc.i;
+        std::string_view k = sc.string();
+        sc.ws();
+        if (sc.i >= s.size() || s[sc.i] != ':') return std::string_view::npos;
+        ++sc.i;
+        sc.ws();
+        const std::size_t vbegin = sc.i;
+        sc.value();
+        if (k == key && !m.found) {
+            m = {kbegin, vbegin, sc.i, true};
+        }
+    }
+}
+
+}  // namespace
+
+bool set_nested_member(std::string& json, std::string_view object_key, std::string_view member,
+                       std::string_view value_json) {
+    std::string_view s = json;
+    scanner sc{s, 0};
+    sc.ws();
+    if (sc.i >= s.size() || s[sc.i] != '{') return false;
+    member_span outer;
+    bool root_empty = true;
+    const std::size_t root_close = walk_object(s, sc.i, object_key, outer, root_empty);
+    if (root_close == std::string_view::npos) return false;
+
+    std::string piece;
+    if (!outer.found) {
+        piece = root_empty ? "" : ",";
+        append_json_string(piece, object_key);
+        piece += ":{";
+        append_json_string(piece, member);
+        piece += ':';
+        piece += value_json;
+        piece += '}';
+        json.insert(root_close, piece);
+        return true;
+    }
+    if (s[outer.value_begin] != '{') return false;
+    member_span inner;
+    bool inner_empty = true;
+    const std::size_t inner_close = walk_object(s, outer.value_begin, member, inner, inner_empty);
+    if (inner_close == std::string_view::npos) return false;
+    if (inner.found) {
+        json.replace(inner.value_begin, inner.end - inner.value_begin, value_json);
+        return true;
+    }
+    piece = inner_empty ? "" : ",";
+    append_json_string(piece, member);
+    piece += ':';
+    piece += value_json;
+    json.insert(inner_close, piece);
+    return true;
+}
+
+}  // namespace switchyard::util

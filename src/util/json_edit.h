@@ -1,0 +1,17 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace switchyard::util {
+
+// Sets `object_key.member` in a JSON object text: `json` must be one valid JSON object (as
+// simdjson or our serializers produce it). When the top-level key `object_key` holds an object,
+// `member` is added to it, replacing an existing `member` there; when it is absent, the object
+// `{"member": value}` is added under `object_key`. `value_json` is inserted verbatim (it must be
+// valid JSON). Returns false, leaving `json` unchanged, when `object_key` holds a non-object or
+// `json` is not an object.
+bool set_nested_member(std::string& json, std::string_view object_key, std::string_view member,
+                       std::string_view value_json);
+
+}  // namespace switchyard::util
