@@ -144,6 +144,23 @@ int cli_dlq(const config::config& cfg, const std::string& action, const std::str
     return 0;
 }
 
+int cli_quarantine(const config::config& cfg, const std::string& action, const std::string& query) {
+    std::string target = "/v1/quarantine";
+    std::string method = "GET";
+    if (action == "replay") {
+        target += "/replay";
+        method = "POST";
+    } else if (action != "list") {
+        std::cerr << "unknown quarantine action '" << action << "' (list, replay)\n";
+        return 2;
+    }
+    if (!query.empty()) target += "?" + query;
+    auto r = admin_request(cfg, method, target);
+    if (r.status != 200) return report_failure(r);
+    std::cout << r.body << '\n';
+    return 0;
+}
+
 int cli_reload(const config::config& cfg) {
     auto r = admin_request(cfg, "POST", "/v1/reload");
     if (r.status != 200) return report_failure(r);

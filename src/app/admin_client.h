@@ -22,5 +22,6 @@ int cli_destinations(const config::config& cfg, bool json);
 int cli_dlq(const config::config& cfg, const std::string& action, const std::string& destination,
             const std::string& query, bool json);
 int cli_reload(const config::config& cfg);
+int cli_quarantine(const config::config& cfg, const std::string& action, const std::string& query);
 
 }  // namespace switchyard::app

@@ -1,7 +1,9 @@
 #include "app/app.h"
 
 #include "admit/dedup.h"
+#include "admit/plan_enforcer.h"
 #include "app/delivery_manager.h"
+#include "app/quarantine_api.h"
 #include "delivery/worker.h"
 #include "destinations/file/file_destination.h"
 #include "destinations/registry.h"
@@ -12,6 +14,7 @@
 #include "log/kafka/kafka_log.h"
 #include "log/kafka/kafka_reader.h"
 #include "log/local/local_log.h"
+#include "plan/plan.h"
 #include "sources/segment/handler.h"
 #include "telemetry/metrics.h"
 #include "util/json.h"
@@ -120,10 +123,49 @@ void setup_logging(const config::logging_config& lc) {
 
 }  // namespace
 
+std::map<std::string, std::shared_ptr<const plan::compiled_plan>> load_plans(
+    const config::config& cfg, std::vector<std::string>& errors) {
+    std::map<std::string, std::shared_ptr<const plan::compiled_plan>> out;
+    for (const auto& pc : cfg.plans) {
+        std::vector<std::string> files;
+        for (const auto& f : pc.files) {
+            std::filesystem::path p(f);
+            if (p.is_relative()) p = std::filesystem::path(cfg.base_dir) / p;
+            std::error_code ec;
+            if (std::filesystem::is_directory(p, ec)) {
+                std::vector<std::string> found;
+                for (const auto& e : std::filesystem::directory_iterator(p, ec)) {
+                    const auto ext = e.path().extension().string();
+                    if (e.is_regular_file() && (ext == ".yaml" || ext == ".yml" || ext == ".json"))
+                        found.push_back(e.path().string());
+                }
+                if (found.empty()) {
+                    errors.push_back(fmt::format("plans: {}: no .yaml, .yml or .json files in {}",
+                                                 pc.name, p.string()));
+                }
+                std::sort(found.begin(), found.end());
+                files.insert(files.end(), found.begin(), found.end());
+            } else {
+                files.push_back(p.string());
+            }
+        }
+        std::vector<std::string> errs;
+        auto plan = plan::load_plan(files, errs, pc.name);
+        for (auto& e : errs) errors.push_back(fmt::format("plans: {}: {}", pc.name, e));
+        if (plan) out.emplace(pc.name, std::move(plan));
+    }
+    return out;
+}
+
 bool load(const std::string& path, config::config& out) {
     config::errors errs(path);
     out = config::load_file(path, errs);
     build_destinations(out, errs);  // their errors are reported together with the rest
+    if (errs.empty()) {
+        std::vector<std::string> perrs;
+        load_plans(out, perrs);
+        for (auto& e : perrs) errs.add(std::move(e));
+    }
     if (!errs.empty()) {
         for (const auto& e : errs.list()) std::cerr << e << '\n';
         std::cerr << errs.list().size() << " config error(s).\n";
@@ -293,6 +335,8 @@ int run(const config::config& initial, const std::string& config_path) {
         }
     }
     std::mutex reload_mu;
+    // Set once the sources are built below; called by reload with the newly read config.
+    std::function<std::string(const config::config&)> reload_plans;
     auto reload = [&]() -> std::string {
         std::lock_guard lk(reload_mu);
         config::errors errs(config_path);
@@ -302,14 +346,16 @@ int run(const config::config& initial, const std::string& config_path) {
             return fmt::format("reload refused: {} config error(s); the running config is kept",
                                errs.list().size());
         }
+        std::string plans_summary = reload_plans ? reload_plans(next) : std::string("no plans");
         auto summary = deliveries.apply(next, errs);
         if (!errs.empty()) {
             for (const auto& e : errs.list()) spdlog::error("Reload refused: {}", e);
-            return "reload refused: " + summary;
+            return "reload refused: " + summary + "; " + plans_summary;
         }
+        summary += "; " + plans_summary;
         spdlog::info(
-            "Config reloaded: destinations {}. Changes outside `destinations` need a "
-            "restart.",
+            "Config reloaded: destinations {}. Changes outside `destinations` and plan "
+            "files need a restart.",
             summary);
         return summary;
     };
@@ -401,10 +447,62 @@ int run(const config::config& initial, const std::string& config_path) {
         ho.trusted_proxies.push_back(*http::parse_cidr(p));
     std::vector<sources::segment::source_entry> sources;
     std::unordered_map<std::string, std::size_t> keys;
+    // Tracking plans, compiled once; a reload swaps in new compilations of the same plans.
+    std::vector<std::string> plan_errors;
+    auto plans = load_plans(cfg, plan_errors);
+    if (!plan_errors.empty()) {
+        for (const auto& e : plan_errors) spdlog::critical("{}", e);
+        close_log();
+        return 2;
+    }
+    std::vector<std::pair<std::string, std::shared_ptr<admit::plan_enforcer>>> enforcers;
     for (const auto& s : cfg.sources) {
         for (const auto& k : s.write_keys) keys.emplace(k, sources.size());
-        sources.push_back({s.name, s.allowed_origins, s.settings_api_host, {}});
+        sources.push_back({s.name, s.allowed_origins, s.settings_api_host, {}, nullptr});
+        if (s.plan.empty()) continue;
+        admit::plan_policy pol;
+        const auto& pe = s.plan_enforcement;
+        pol.shadow = pe.mode == "shadow";
+        using plan::violation_kind;
+        auto set = [&](violation_kind k, const std::string& a) {
+            pol.actions[static_cast<std::size_t>(k)] = admit::plan_action_from_string(a);
+        };
+        set(violation_kind::unplanned_event, pe.unplanned_event);
+        set(violation_kind::missing_required, pe.missing_required);
+        set(violation_kind::wrong_type, pe.wrong_type);
+        set(violation_kind::unplanned_property, pe.unplanned_property);
+        set(violation_kind::bad_value, pe.bad_value);
+        auto e = std::make_shared<admit::plan_enforcer>(s.name, pol, plans.at(s.plan), &metrics);
+        sources.back().plan = e;
+        enforcers.emplace_back(s.plan, e);
+        spdlog::info("Source {} validates against tracking plan {} (version {}, {} events, {}).",
+                     s.name, s.plan, plans.at(s.plan)->version(), plans.at(s.plan)->event_count(),
+                     pol.shadow ? "shadow mode" : "enforced");
     }
+    std::map<std::string, std::shared_ptr<admit::plan_enforcer>> by_source;
+    for (const auto& src : sources) {
+        if (src.plan) by_source.emplace(src.name, src.plan);
+    }
+    quarantine_api quarantine(cfg.quarantine_dir(), appender, std::move(by_source));
+    deliveries.set_extra_routes(
+        [&quarantine](std::string_view m, std::string_view p, std::string_view q) {
+            return quarantine.call(m, p, q);
+        });
+    reload_plans = [&enforcers](const config::config& next) {
+        std::vector<std::string> errs;
+        auto fresh = load_plans(next, errs);
+        for (const auto& e : errs) {
+            spdlog::error("Plan reload: {} (that plan keeps its running version)", e);
+        }
+        std::size_t swapped = 0;
+        for (auto& [name, enf] : enforcers) {
+            auto it = fresh.find(name);
+            if (it == fresh.end()) continue;
+            enf->set_plan(it->second);
+            ++swapped;
+        }
+        return fmt::format("{} source plan(s) reloaded, {} plan error(s)", swapped, errs.size());
+    };
     no_appender no_log;  // role deliver: the public listener is not opened
     sources::segment::handler segment(ho, std::move(sources), std::move(keys),
                                       appender != nullptr ? *appender : no_log, metrics);

@@ -20,25 +20,7 @@ namespace {
 
 constexpr std::string_view quarantine_name = "_quarantine";
 
-// A malformed escape keeps the text as sent; the filter parser then reports it.
-std::string decoded(std::string_view in) {
-    std::string out;
-    if (!util::percent_decode(in, out)) out.assign(in);
-    return out;
-}
-
-std::map<std::string, std::string> parse_query(std::string_view q) {
-    std::map<std::string, std::string> out;
-    while (!q.empty()) {
-        auto amp = q.find('&');
-        auto part = q.substr(0, amp);
-        q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
-        auto eq = part.find('=');
-        out[decoded(part.substr(0, eq))] =
-            eq == std::string_view::npos ? std::string() : decoded(part.substr(eq + 1));
-    }
-    return out;
-}
+using util::parse_query;
 
 http::operator_backend::reply error_reply(unsigned status, std::string_view code,
                                           std::string_view message) {
@@ -433,6 +415,9 @@ http::operator_backend::reply delivery_manager::call(std::string_view method, st
         util::append_json_string(j, summary);
         j += '}';
         return {200, std::move(j)};
+    }
+    if (extra_) {
+        if (auto r = extra_(method, path, query)) return std::move(*r);
     }
     constexpr std::string_view prefix = "/v1/destinations/";
     if (path.substr(0, prefix.size()) != prefix) {

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,10 @@ class delivery_manager final : public http::operator_backend {
 
     // Asks the owner to reload the config file (set by app::run; used by POST /v1/reload).
     void set_reloader(std::function<std::string()> f) { reloader_ = std::move(f); }
+    // Other operator routes (e.g. /v1/quarantine) tried before answering 404; set at start-up.
+    using extra_routes = std::function<std::optional<reply>(
+        std::string_view method, std::string_view path, std::string_view query)>;
+    void set_extra_routes(extra_routes f) { extra_ = std::move(f); }
 
     reply call(std::string_view method, std::string_view path, std::string_view query,
                std::string_view body) override;
@@ -86,6 +91,7 @@ class delivery_manager final : public http::operator_backend {
     std::filesystem::path data_dir_;
     telemetry::metrics& metrics_;
     std::function<std::string()> reloader_;
+    extra_routes extra_;
 
     // Entries are shared so the operator API and metrics can use one after dropping mu_ (a
     // dead-letter rewrite must never hold the lock that other destinations' commits need).

@@ -1,5 +1,6 @@
 #include "app/admin_client.h"
 #include "app/app.h"
+#include "plan/cli.h"
 
 #include <CLI/CLI.hpp>
 
@@ -38,6 +39,23 @@ int main(int argc, char** argv) {
                     "all (default), collect (ingest only) or deliver (delivery only); collect "
                     "and deliver need log.type: kafka. Overrides the config's `role`.")
         ->check(CLI::IsMember({"all", "collect", "deliver"}));
+
+    auto* plan_cmd =
+        cli.add_subcommand("plan", "Tracking plans: lint, test fixtures, render docs.");
+    plan_cmd->require_subcommand(1);
+    std::vector<std::string> plan_files;
+    std::string events_file;
+    auto* plan_lint = plan_cmd->add_subcommand(
+        "lint", "Check plan files; print every error with file:line:col; non-zero exit on errors.");
+    plan_lint->add_option("files", plan_files, "Plan files (YAML or JSON Schema).")->required();
+    auto* plan_test = plan_cmd->add_subcommand(
+        "test",
+        "Validate NDJSON events against a plan; print each event's violations; non-zero "
+        "exit when any event has one.");
+    plan_test->add_option("--plan", plan_files, "Plan file(s).")->required();
+    plan_test->add_option("events", events_file, "NDJSON file of events.")->required();
+    auto* plan_docs = plan_cmd->add_subcommand("docs", "Render a plan as Markdown.");
+    plan_docs->add_option("files", plan_files, "Plan files.")->required();
 
     bool print = false;
     auto* check =
@@ -78,8 +96,26 @@ int main(int argc, char** argv) {
     reload->add_option("-c,--config", config_path, "Config file of the running daemon.")
         ->capture_default_str();
 
+    std::string q_action, q_reason, q_source, q_ids;
+    std::size_t q_limit = 0;
+    auto* quarantine = cli.add_subcommand(
+        "quarantine",
+        "List quarantined events, or replay plan-quarantined ones after the plan "
+        "was fixed (operator API, admin.token).");
+    quarantine->add_option("action", q_action, "list | replay")->required();
+    quarantine->add_option("-c,--config", config_path, "Config file of the running daemon.")
+        ->capture_default_str();
+    quarantine->add_option("--reason", q_reason,
+                           "Only this reason (e.g. plan_violation, plan_blocked).");
+    quarantine->add_option("--source", q_source, "Only this source.");
+    quarantine->add_option("--ids", q_ids, "Only these messageIds (comma-separated; replay).");
+    quarantine->add_option("--limit", q_limit, "At most this many entries, newest (list).");
+
     CLI11_PARSE(cli, argc, argv);
 
+    if (*plan_lint) return switchyard::plan::plan_lint(plan_files);
+    if (*plan_test) return switchyard::plan::plan_test(plan_files, events_file);
+    if (*plan_docs) return switchyard::plan::plan_docs(plan_files);
     if (*check) return switchyard::app::check(config_path, print);
     if (*docs) {
         std::cout << switchyard::app::config_docs();
@@ -89,6 +125,18 @@ int main(int argc, char** argv) {
     if (!switchyard::app::load(config_path, cfg)) return 2;
     if (*dests) return switchyard::app::cli_destinations(cfg, json);
     if (*reload) return switchyard::app::cli_reload(cfg);
+    if (*quarantine) {
+        std::string q;
+        auto add = [&](const char* k, const std::string& v) {
+            if (v.empty()) return;
+            q += (q.empty() ? "" : "&") + std::string(k) + "=" + url_encode(v);
+        };
+        add("reason", q_reason);
+        add("source", q_source);
+        add("ids", q_ids);
+        if (q_limit) add("limit", std::to_string(q_limit));
+        return switchyard::app::cli_quarantine(cfg, q_action, q);
+    }
     if (*dlq) {
         std::string q;
         auto add = [&](const char* k, const std::string& v) {

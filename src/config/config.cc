@@ -125,6 +125,47 @@ void read_config(map_reader& root, config& c) {
             s.get("settings_api_host", src.settings_api_host,
                   "apiHost returned by /v1/projects/{writeKey}/settings; default: the request's "
                   "Host header plus /v1.");
+            s.get("plan", src.plan,
+                  "Tracking plan (a `plans` entry) every event of this source is validated "
+                  "against; empty: none.");
+            {
+                auto pe = s.child("plan_enforcement",
+                                  "What happens to events that break the plan, per violation "
+                                  "kind: allow (tag context.violations), omit (drop the offending "
+                                  "properties and tag), quarantine (keep out of destinations, "
+                                  "stored with the reasons, replayable), block (as quarantine, "
+                                  "counted as blocked).");
+                auto& v = src.plan_enforcement;
+                pe.get("mode", v.mode,
+                       "enforce: apply the actions; shadow: evaluate and count only (for rolling "
+                       "out a plan).");
+                pe.get("unplanned_event", v.unplanned_event, "A track event the plan lacks.");
+                pe.get("missing_required", v.missing_required, "A required property is missing.");
+                pe.get("wrong_type", v.wrong_type, "A property has another type.");
+                pe.get("unplanned_property", v.unplanned_property,
+                       "A property the plan lacks, where additional_properties is deny.");
+                pe.get("bad_value", v.bad_value,
+                       "A value breaks enum, pattern, format, min/max or length rules.");
+                pe.finish();
+                if (!pe.describing()) {
+                    if (v.mode != "enforce" && v.mode != "shadow") {
+                        root.errs().add(pe.mark(),
+                                        fmt::format("sources: {}: plan_enforcement.mode '{}' is "
+                                                    "not enforce or shadow",
+                                                    src.name, v.mode));
+                    }
+                    for (const auto* a : {&v.unplanned_event, &v.missing_required, &v.wrong_type,
+                                          &v.unplanned_property, &v.bad_value}) {
+                        if (*a != "allow" && *a != "omit" && *a != "quarantine" && *a != "block") {
+                            root.errs().add(pe.mark(),
+                                            fmt::format("sources: {}: plan_enforcement action "
+                                                        "'{}' is not allow, omit, quarantine or "
+                                                        "block",
+                                                        src.name, *a));
+                        }
+                    }
+                }
+            }
             s.finish();
             if (s.describing()) continue;
             if (!src.name.empty() && !names.insert(src.name).second) {
@@ -144,6 +185,36 @@ void read_config(map_reader& root, config& c) {
                 }
             }
             c.sources.push_back(std::move(src));
+        }
+    }
+    {
+        std::set<std::string> names;
+        for (auto& p : root.list("plans",
+                                 "Tracking plans (docs/tracking-plans.md), assigned to "
+                                 "sources with sources[].plan.")) {
+            plan_config pc;
+            pc.mark = p.mark();
+            p.require("name", pc.name, "Plan name, used by sources[].plan.");
+            p.get_strings_or_string(
+                "files", pc.files,
+                "Plan files (YAML, or JSON Schema .json) or directories of them, relative to the "
+                "config file. Reloaded on SIGHUP; a broken plan never replaces a working one.");
+            p.finish();
+            if (p.describing()) continue;
+            if (!names.insert(pc.name).second) {
+                root.errs().add(pc.mark, fmt::format("plans: duplicate plan name '{}'", pc.name));
+            }
+            if (pc.files.empty()) {
+                root.errs().add(pc.mark, fmt::format("plans: plan '{}' has no files", pc.name));
+            }
+            c.plans.push_back(std::move(pc));
+        }
+        for (const auto& src : c.sources) {
+            if (src.plan.empty()) continue;
+            if (!names.count(src.plan)) {
+                root.errs().add(src.mark, fmt::format("sources: {}: plan '{}' is not in `plans`",
+                                                      src.name, src.plan));
+            }
         }
     }
     {
@@ -429,7 +500,10 @@ config load_file(const std::string& path, errors& errs) {
     }
     std::stringstream ss;
     ss << in.rdbuf();
-    return load_string(ss.str(), errs);
+    config c = load_string(ss.str(), errs);
+    auto dir = std::filesystem::path(path).parent_path();
+    c.base_dir = dir.empty() ? "." : dir.string();
+    return c;
 }
 
 std::string dump_redacted(const config& c) {

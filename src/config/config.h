@@ -52,11 +52,31 @@ struct limits_config {
     std::uint64_t max_batch_events = 2500;
 };
 
+// What a source does with events that break its tracking plan (docs/tracking-plans.md).
+struct plan_enforcement_config {
+    std::string mode = "enforce";  // enforce | shadow (evaluate and count only)
+    // Per violation kind: allow (tag) | omit (drop the offending properties, tag) | quarantine |
+    // block (quarantine, counted as blocked).
+    std::string unplanned_event = "allow";
+    std::string missing_required = "allow";
+    std::string wrong_type = "allow";
+    std::string unplanned_property = "allow";
+    std::string bad_value = "allow";
+};
+
 struct source_config {
     std::string name;
     std::vector<std::string> write_keys;
     std::vector<std::string> allowed_origins;
     std::string settings_api_host;
+    std::string plan;  // name of a `plans` entry; empty = no validation
+    plan_enforcement_config plan_enforcement;
+    YAML::Mark mark;
+};
+
+struct plan_config {
+    std::string name;
+    std::vector<std::string> files;  // files or directories, relative to the config file
     YAML::Mark mark;
 };
 
@@ -125,6 +145,8 @@ struct config {
     logging_config logging;
     limits_config limits;
     std::vector<source_config> sources;
+    std::vector<plan_config> plans;
+    std::string base_dir = ".";  // directory of the config file: relative plan paths start here
     log_config log;
     quarantine_config quarantine;
     std::vector<destination_config> destinations;

@@ -25,4 +25,27 @@ bool percent_decode(std::string_view in, std::string& out) {
     return true;
 }
 
+namespace {
+
+std::string decoded(std::string_view in) {
+    std::string out;
+    if (!percent_decode(in, out)) out.assign(in);
+    return out;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> parse_query(std::string_view q) {
+    std::map<std::string, std::string> out;
+    while (!q.empty()) {
+        auto amp = q.find('&');
+        auto part = q.substr(0, amp);
+        q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+        auto eq = part.find('=');
+        out[decoded(part.substr(0, eq))] =
+            eq == std::string_view::npos ? std::string() : decoded(part.substr(eq + 1));
+    }
+    return out;
+}
+
 }  // namespace switchyard::util

@@ -64,7 +64,7 @@ std::string_view query_param(std::string_view query, std::string_view name) {
 std::string quarantine_json(std::string_view source, std::string_view route,
                             std::int64_t received_ms, std::size_t index, std::string_view code,
                             std::string_view message, std::string_view raw_json,
-                            std::string_view raw_text) {
+                            std::string_view raw_text, std::string_view extra = {}) {
     std::string j = "{\"reason\":";
     util::append_json_string(j, code);
     j += ",\"message\":";
@@ -83,8 +83,21 @@ std::string quarantine_json(std::string_view source, std::string_view route,
         j += ",\"raw_base64\":";
         util::append_json_string(j, util::base64_encode(raw_text));
     }
+    j += extra;
     j += '}';
     return j;
+}
+
+// The quarantine reason of an event that broke its tracking plan: the first violation, and how
+// many more there are (all of them are stored under "violations").
+std::string plan_message(const plan::compiled_plan& p, const std::vector<plan::violation>& v) {
+    const auto& f = v.front();
+    std::string m =
+        fmt::format("tracking plan {} (version {}): {}{}{} (expected {}, got {})", p.name(),
+                    p.version(), f.path.empty() ? "" : f.path, f.path.empty() ? "" : ": ",
+                    plan::to_string(f.kind), f.expected, f.actual);
+    if (v.size() > 1) m += fmt::format(" and {} more", v.size() - 1);
+    return m;
 }
 
 }  // namespace
@@ -318,13 +331,42 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
     // again. Ids inserted here are forgotten if the append fails, so the retry is not a "repeat".
     std::vector<std::string> inserted;
     std::size_t duplicates = 0;
-    for (const auto& ev : d.events) {
+    thread_local std::vector<plan::violation> violations;
+    for (std::size_t i = 0; i < d.events.size(); ++i) {
+        auto& ev = d.events[i];
         if (opts_.dedup != nullptr) {
             if (opts_.dedup->check_and_insert(ev.header.source, ev.header.message_id, now)) {
                 ++duplicates;
                 continue;
             }
             inserted.push_back(ev.header.message_id);
+        }
+        if (src != nullptr && src->plan) {
+            const auto r = src->plan->apply(ev, violations);
+            if (r == admit::plan_result::quarantined || r == admit::plan_result::blocked) {
+                // Kept out of destinations, stored with every violation; the client gets 2xx
+                // (the event is safe, and resending it would not change the verdict).
+                auto p = src->plan->plan();
+                std::string extra = ",\"violations\":";
+                plan::append_violations_json(violations, extra);
+                extra += ",\"plan\":{\"name\":";
+                util::append_json_string(extra, p->name());
+                extra += ",\"version\":";
+                util::append_json_string(extra, p->version());
+                extra += "},\"messageId\":";
+                util::append_json_string(extra, ev.header.message_id);
+                event_header h = ev.header;
+                h.kind = record_kind::quarantine;
+                payload.clear();
+                encode_event(h,
+                             quarantine_json(src_name, route_label, now, i,
+                                             r == admit::plan_result::blocked ? "plan_blocked"
+                                                                              : "plan_violation",
+                                             plan_message(*p, violations), ev.json, {}, extra),
+                             payload);
+                batch.add(payload);
+                continue;
+            }
         }
         payload.clear();
         encode_event(ev, payload);

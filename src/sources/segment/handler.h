@@ -1,6 +1,7 @@
 #pragma once
 
 #include "admit/dedup.h"
+#include "admit/plan_enforcer.h"
 #include "http/cors.h"
 #include "http/net.h"
 #include "http/server.h"
@@ -19,7 +20,8 @@ struct source_entry {
     std::string name;
     std::vector<std::string> allowed_origins;
     std::string settings_api_host;
-    http::cors_policy cors;  // built from allowed_origins by the handler
+    http::cors_policy cors;                      // built from allowed_origins by the handler
+    std::shared_ptr<admit::plan_enforcer> plan;  // null: no tracking plan
 };
 
 struct handler_options {

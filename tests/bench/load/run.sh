@@ -20,6 +20,8 @@
 #   SWITCHYARD_BIN      use this binary instead of building build-release/switchyard
 #   OUT                 JSON report path (default build-release/bench-last.json)
 #   BENCH_TMPDIR        parent of the temp dir (data dir + dd test live here; default $TMPDIR or /tmp)
+#   PLAN                a tracking plan file (e.g. tests/bench/load/bench-plan.yaml): the bench
+#                       source validates every event against it (violations tagged, none dropped)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,6 +34,8 @@ THREADS=${THREADS:-2}
 SCENARIOS=${SCENARIOS:-track batch20 batch100}
 DURABILITY=${DURABILITY:-fsync}
 LOG_CAPACITY=${LOG_CAPACITY:-}
+PLAN=${PLAN:-}
+[[ -z $PLAN || $PLAN = /* ]] || PLAN=$PWD/$PLAN
 SERVERS=${SERVERS:-nginx switchyard}
 BODIES=${BODIES:-rotate}
 WARMUP=${WARMUP:-2s}
@@ -309,6 +313,10 @@ log:
   durability: $DURABILITY
 EOF
   if [[ -n $LOG_CAPACITY ]]; then printf '  capacity_bytes: %s\n' "$LOG_CAPACITY" >>"$cfg"; fi
+  if [[ -n $PLAN ]]; then
+    printf 'plans:\n  - name: bench\n    files: [%s]\n' "$PLAN" >>"$cfg"
+    sed -i 's/^    write_keys: \[bench-key\]$/    write_keys: [bench-key]\n    plan: bench/' "$cfg"
+  fi
   if ! timeout 30 "$SY_BIN" check -c "$cfg" >"$TMP/check.log" 2>&1; then
     cat "$TMP/check.log" >&2
     die "'switchyard check' rejected the bench config above ($cfg)"
