@@ -156,6 +156,20 @@ void map_reader::get_string_map(std::string_view key,
     if (marks != nullptr) *marks = std::move(tmp_marks);
 }
 
+std::string map_reader::key_path(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+}
+
+YAML::Mark map_reader::mark_of(std::string_view key, long index) const {
+    if (!node_ || !node_.IsMap()) return mark();
+    const YAML::Node v = node_[std::string(key)];
+    if (!v) return mark();
+    if (index >= 0 && v.IsSequence() && static_cast<std::size_t>(index) < v.size()) {
+        return v[static_cast<std::size_t>(index)].Mark();
+    }
+    return v.Mark();
+}
+
 void map_reader::finish() {
     if (!node_ || !node_.IsMap()) return;
     for (const auto& kv : node_) {

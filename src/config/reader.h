@@ -90,6 +90,11 @@ class map_reader {
     bool has(std::string_view key) const;
     const std::string& path() const noexcept { return path_; }
     YAML::Mark mark() const;
+    // "path.key", for error messages about `key`.
+    std::string key_path(std::string_view key) const;
+    // Where to point an error about `key`: its value (its index-th element when it is a
+    // sequence and index >= 0) when present, else this mapping.
+    YAML::Mark mark_of(std::string_view key, long index = -1) const;
     errors& errs() noexcept { return *errs_; }
     key_catalog* catalog() const noexcept { return catalog_; }
 

@@ -175,23 +175,6 @@ bool truncate_ip(std::string_view ip, std::string& out) {
 
 namespace {
 
-std::string key_path(const config::map_reader& r, std::string_view key) {
-    return r.path().empty() ? std::string(key) : r.path() + "." + std::string(key);
-}
-
-// The mark of `key` in r's mapping (of its index-th element when it is a sequence), else the
-// mapping's own mark.
-YAML::Mark mark_of(const config::map_reader& r, std::string_view key, long index = -1) {
-    const YAML::Node n = r.node();
-    if (!n || !n.IsMap()) return r.mark();
-    const YAML::Node v = n[std::string(key)];
-    if (!v) return r.mark();
-    if (index >= 0 && v.IsSequence() && static_cast<std::size_t>(index) < v.size()) {
-        return v[static_cast<std::size_t>(index)].Mark();
-    }
-    return v.Mark();
-}
-
 bool parse_path(std::string_view s, field_path& out) {
     out.clear();
     if (s.empty()) return false;
@@ -268,19 +251,19 @@ void read_condition(config::map_reader& w, condition& out) {
         return;
     }
     if (!path.empty() && !parse_path(path, out.path)) {
-        w.errs().add(mark_of(w, "path"),
+        w.errs().add(w.mark_of("path"),
                      fmt::format("{}: '{}' is not a dotted path of non-empty keys",
-                                 key_path(w, "path"), path));
+                                 w.key_path("path"), path));
     }
     if (op_name.empty()) {
         w.consume("value");
         return;
     }
     if (!parse_op(op_name, out.oper)) {
-        w.errs().add(mark_of(w, "op"),
+        w.errs().add(w.mark_of("op"),
                      fmt::format("{}: unknown op '{}' (expected eq, ne, in, exists, not_exists, "
                                  "gt, gte, lt, lte or matches)",
-                                 key_path(w, "op"), op_name));
+                                 w.key_path("op"), op_name));
         w.consume("value");
         return;
     }
@@ -288,8 +271,8 @@ void read_condition(config::map_reader& w, condition& out) {
         case op::exists:
         case op::not_exists:
             if (w.has("value")) {
-                w.errs().add(mark_of(w, "value"),
-                             fmt::format("{}: not used with op {}", key_path(w, "value"), op_name));
+                w.errs().add(w.mark_of("value"),
+                             fmt::format("{}: not used with op {}", w.key_path("value"), op_name));
             }
             w.consume("value");
             break;
@@ -298,10 +281,10 @@ void read_condition(config::map_reader& w, condition& out) {
             w.get_strings("value", values, "");
             if (!w.has("value")) {
                 w.errs().add(w.mark(),
-                             fmt::format("{}: required key is missing", key_path(w, "value")));
+                             fmt::format("{}: required key is missing", w.key_path("value")));
             } else if (values.empty()) {
-                w.errs().add(mark_of(w, "value"), fmt::format("{}: op in needs at least one value",
-                                                              key_path(w, "value")));
+                w.errs().add(w.mark_of("value"), fmt::format("{}: op in needs at least one value",
+                                                             w.key_path("value")));
             }
             for (auto& v : values) out.values.push_back(make_operand(std::move(v)));
             break;
@@ -312,9 +295,8 @@ void read_condition(config::map_reader& w, condition& out) {
             const bool numeric = out.oper == op::gt || out.oper == op::gte || out.oper == op::lt ||
                                  out.oper == op::lte;
             if (numeric && w.has("value") && !o.is_number) {
-                w.errs().add(mark_of(w, "value"),
-                             fmt::format("{}: op {} needs a number, got '{}'", key_path(w, "value"),
-                                         op_name, value));
+                w.errs().add(w.mark_of("value"), fmt::format("{}: op {} needs a number, got '{}'",
+                                                             w.key_path("value"), op_name, value));
             }
             if (out.oper == op::matches) out.pattern = glob(value);
             out.values.push_back(std::move(o));
@@ -337,10 +319,10 @@ void read_matcher(config::map_reader& m, matcher& out) {
     for (std::size_t i = 0; i < types.size(); ++i) {
         auto t = event_type_from_string(types[i]);
         if (t == event_type::unknown) {
-            m.errs().add(mark_of(m, "type", static_cast<long>(i)),
+            m.errs().add(m.mark_of("type", static_cast<long>(i)),
                          fmt::format("{}[{}]: unknown event type '{}' (expected track, identify, "
                                      "page, screen, group or alias)",
-                                     key_path(m, "type"), i, types[i]));
+                                     m.key_path("type"), i, types[i]));
             continue;
         }
         out.types |= static_cast<std::uint8_t>(1u << static_cast<unsigned>(t));
@@ -373,9 +355,9 @@ void read_paths(config::map_reader& r, std::string_view key, std::string_view de
     for (std::size_t i = 0; i < raw.size(); ++i) {
         field_path p;
         if (!parse_path(raw[i], p)) {
-            r.errs().add(mark_of(r, key, static_cast<long>(i)),
+            r.errs().add(r.mark_of(key, static_cast<long>(i)),
                          fmt::format("{}[{}]: '{}' is not a dotted path of non-empty keys",
-                                     key_path(r, key), i, raw[i]));
+                                     r.key_path(key), i, raw[i]));
             continue;
         }
         out.push_back(std::move(p));
@@ -442,9 +424,9 @@ void read_fields(config::map_reader& f, field_rules& out) {
           "IPv6 to the /24 of its IPv4 address. A context.ip that is not an IP address is "
           "removed. Runs after drop and rename, before hash.");
     if (!f.describing() && !out.hash.empty() && out.hash_key.empty()) {
-        f.errs().add(f.has("hash_key") ? mark_of(f, "hash_key") : mark_of(f, "hash"),
+        f.errs().add(f.has("hash_key") ? f.mark_of("hash_key") : f.mark_of("hash"),
                      fmt::format("{}: required (and non-empty) when {} is set",
-                                 key_path(f, "hash_key"), key_path(f, "hash")));
+                                 f.key_path("hash_key"), f.key_path("hash")));
     }
 }
 
@@ -458,10 +440,10 @@ void read_rules(config::map_reader& dest, const std::string& destination_name, r
     out.has_include = !dest.describing() && dest.has("include");
     if (const YAML::Node n = dest.node();
         out.has_include && n["include"].IsSequence() && n["include"].size() == 0) {
-        dest.errs().add(mark_of(dest, "include"),
+        dest.errs().add(dest.mark_of("include"),
                         fmt::format("{}: must list at least one matcher (remove the key to "
                                     "deliver every event)",
-                                    key_path(dest, "include")));
+                                    dest.key_path("include")));
     }
     read_matchers(dest, "exclude",
                   "Matchers with the same keys as include; an event matching any of them is not "
@@ -480,8 +462,8 @@ void read_rules(config::map_reader& dest, const std::string& destination_name, r
               "(falls back to messageId) or messageId.");
         if (!s.describing()) {
             if (!(out.sample_rate >= 0.0 && out.sample_rate <= 1.0)) {
-                s.errs().add(mark_of(s, "rate"), fmt::format("{}: must be between 0 and 1, got {}",
-                                                             key_path(s, "rate"), out.sample_rate));
+                s.errs().add(s.mark_of("rate"), fmt::format("{}: must be between 0 and 1, got {}",
+                                                            s.key_path("rate"), out.sample_rate));
                 out.sample_rate = 1.0;
             }
             if (by == "userId") {
@@ -491,10 +473,10 @@ void read_rules(config::map_reader& dest, const std::string& destination_name, r
             } else if (by == "messageId") {
                 out.sample_by = sample_key::message_id;
             } else {
-                s.errs().add(mark_of(s, "by"),
+                s.errs().add(s.mark_of("by"),
                              fmt::format("{}: unknown id '{}' (expected userId, anonymousId or "
                                          "messageId)",
-                                         key_path(s, "by"), by));
+                                         s.key_path("by"), by));
             }
             out.sample_threshold =
                 out.sample_rate >= 1.0
@@ -527,15 +509,15 @@ void read_rules(config::map_reader& dest, const std::string& destination_name, r
             } else if (missing == "deny") {
                 out.consent_missing_allow = false;
             } else {
-                c.errs().add(mark_of(c, "missing"),
+                c.errs().add(c.mark_of("missing"),
                              fmt::format("{}: expected allow or deny, got '{}'",
-                                         key_path(c, "missing"), missing));
+                                         c.key_path("missing"), missing));
             }
             for (std::size_t i = 0; i < out.consent_categories.size(); ++i) {
                 if (out.consent_categories[i].empty()) {
                     c.errs().add(
-                        mark_of(c, "categories", static_cast<long>(i)),
-                        fmt::format("{}[{}]: must not be empty", key_path(c, "categories"), i));
+                        c.mark_of("categories", static_cast<long>(i)),
+                        fmt::format("{}[{}]: must not be empty", c.key_path("categories"), i));
                 }
             }
         }

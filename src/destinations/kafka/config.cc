@@ -8,19 +8,6 @@
 namespace switchyard::destinations {
 namespace {
 
-std::string key_path(const config::map_reader& r, std::string_view key) {
-    return r.path().empty() ? std::string(key) : r.path() + "." + std::string(key);
-}
-
-// Where to point an error about `key`: the key's value when present, else the mapping.
-YAML::Mark mark_of(const config::map_reader& r, std::string_view key) {
-    const YAML::Node n = r.node();
-    if (n && n.IsMap()) {
-        if (auto v = n[std::string(key)]) return v.Mark();
-    }
-    return r.mark();
-}
-
 bool has_space(std::string_view s) {
     return std::any_of(s.begin(), s.end(),
                        [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
@@ -41,7 +28,7 @@ std::unique_ptr<destination> make_kafka_destination(config::map_reader& settings
         "\"${KAFKA_BROKERS}\"); a list entry may also hold several, comma-separated.";
     settings.get_strings_or_string("brokers", o.brokers, brokers_doc);
     if (check && !settings.has("brokers")) {
-        errs.add(settings.mark(), key_path(settings, "brokers") + ": required key is missing");
+        errs.add(settings.mark(), settings.key_path("brokers") + ": required key is missing");
     }
     std::string topic;
     settings.require("topic", topic,
@@ -54,13 +41,13 @@ std::unique_ptr<destination> make_kafka_destination(config::map_reader& settings
         "Event name (exact) -> topic (a name or a template, as for topic); events not listed go "
         "to topic.");
     if (const YAML::Node n = by_event.node(); n && !n.IsNull() && !n.IsMap()) {
-        errs.add(n.Mark(), key_path(settings, "topics_by_event") +
+        errs.add(n.Mark(), settings.key_path("topics_by_event") +
                                ": expected a mapping of event name to topic");
     } else if (n && n.IsMap()) {
         for (const auto& kv : n) {
             const std::string name = kv.first.as<std::string>("");
             by_event.consume(name);
-            const std::string where = key_path(by_event, name);
+            const std::string where = by_event.key_path(name);
             std::string value, err;
             if (!config::parse_scalar(kv.second, value, err)) {
                 errs.add(kv.second.Mark(), where + ": " + err);
@@ -110,13 +97,13 @@ std::unique_ptr<destination> make_kafka_destination(config::map_reader& settings
         "compression.codec, linger.ms, batch.size, message.max.bytes, message.timeout.ms, "
         "client.id) must use that key.");
     if (const YAML::Node n = extra.node(); n && !n.IsNull() && !n.IsMap()) {
-        errs.add(n.Mark(), key_path(settings, "librdkafka") +
+        errs.add(n.Mark(), settings.key_path("librdkafka") +
                                ": expected a mapping of librdkafka property to value");
     } else if (n && n.IsMap()) {
         for (const auto& kv : n) {
             const std::string name = kv.first.as<std::string>("");
             extra.consume(name);
-            const std::string where = key_path(extra, name);
+            const std::string where = extra.key_path(name);
             std::string value, err;
             if (!config::parse_scalar(kv.second, value, err)) {
                 errs.add(kv.second.Mark(), where + ": " + err);
@@ -149,56 +136,56 @@ std::unique_ptr<destination> make_kafka_destination(config::map_reader& settings
             const std::string& b = o.brokers[i];
             if (b.empty() || has_space(b) || b.front() == ',' || b.back() == ',' ||
                 b.find(",,") != std::string::npos) {
-                errs.add(mark_of(settings, "brokers"),
+                errs.add(settings.mark_of("brokers"),
                          fmt::format("{}[{}]: '{}' is not a host:port list",
-                                     key_path(settings, "brokers"), i, b));
+                                     settings.key_path("brokers"), i, b));
             }
         }
         if (settings.has("brokers") && o.brokers.empty()) {
-            errs.add(mark_of(settings, "brokers"),
-                     key_path(settings, "brokers") + ": must list at least one broker");
+            errs.add(settings.mark_of("brokers"),
+                     settings.key_path("brokers") + ": must list at least one broker");
         }
         if (!topic.empty() || settings.has("topic")) {
             std::string err;
             if (!kafka_topic_template::parse(topic, o.topic, err)) {
-                errs.add(mark_of(settings, "topic"), key_path(settings, "topic") + ": " + err);
+                errs.add(settings.mark_of("topic"), settings.key_path("topic") + ": " + err);
             }
         }
         if (!parse_kafka_key(key, o.key)) {
-            errs.add(mark_of(settings, "key"),
+            errs.add(settings.mark_of("key"),
                      fmt::format("{}: must be user_id_or_anonymous_id, anonymous_id_or_user_id, "
                                  "user_id, anonymous_id, message_id or none, got '{}'",
-                                 key_path(settings, "key"), key));
+                                 settings.key_path("key"), key));
         }
         static constexpr std::string_view codecs[] = {"none", "gzip", "snappy", "lz4", "zstd"};
         if (std::find(std::begin(codecs), std::end(codecs), o.compression) == std::end(codecs)) {
-            errs.add(mark_of(settings, "compression"),
+            errs.add(settings.mark_of("compression"),
                      fmt::format("{}: must be none, gzip, snappy, lz4 or zstd, got '{}'",
-                                 key_path(settings, "compression"), o.compression));
+                                 settings.key_path("compression"), o.compression));
         }
         if (linger.count() < 0 || linger.count() > 900'000) {
-            errs.add(mark_of(settings, "linger"),
-                     key_path(settings, "linger") + ": must be between 0 and 15m");
+            errs.add(settings.mark_of("linger"),
+                     settings.key_path("linger") + ": must be between 0 and 15m");
         }
         if (batch_size.bytes == 0 || batch_size.bytes > 2'147'483'647) {
-            errs.add(mark_of(settings, "batch_size"),
-                     key_path(settings, "batch_size") + ": must be between 1 and 2147483647 bytes");
+            errs.add(settings.mark_of("batch_size"),
+                     settings.key_path("batch_size") + ": must be between 1 and 2147483647 bytes");
         }
         if (message_max_bytes.bytes < 1000 || message_max_bytes.bytes > 1'000'000'000) {
-            errs.add(mark_of(settings, "message_max_bytes"),
-                     key_path(settings, "message_max_bytes") +
+            errs.add(settings.mark_of("message_max_bytes"),
+                     settings.key_path("message_max_bytes") +
                          ": must be between 1000 and 1000000000 bytes");
         }
         if (delivery_timeout.count() <= 0 || delivery_timeout.count() > 2'147'483'647) {
-            errs.add(mark_of(settings, "delivery_timeout"),
-                     key_path(settings, "delivery_timeout") + ": must be positive (and < 24d)");
+            errs.add(settings.mark_of("delivery_timeout"),
+                     settings.key_path("delivery_timeout") + ": must be positive (and < 24d)");
         } else if (delivery_timeout <= linger) {
-            errs.add(mark_of(settings, "delivery_timeout"),
-                     key_path(settings, "delivery_timeout") + ": must be longer than linger");
+            errs.add(settings.mark_of("delivery_timeout"),
+                     settings.key_path("delivery_timeout") + ": must be longer than linger");
         }
         if (o.client_id.empty()) {
-            errs.add(mark_of(settings, "client_id"),
-                     key_path(settings, "client_id") + ": must not be empty");
+            errs.add(settings.mark_of("client_id"),
+                     settings.key_path("client_id") + ": must not be empty");
         }
     }
     settings.finish();

@@ -47,19 +47,6 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-std::string key_path(const config::map_reader& r, std::string_view key) {
-    return r.path().empty() ? std::string(key) : r.path() + "." + std::string(key);
-}
-
-// Where to point an error about `key`: the key's value when present, else the mapping.
-YAML::Mark mark_of(const config::map_reader& r, std::string_view key) {
-    const YAML::Node n = r.node();
-    if (n && n.IsMap()) {
-        if (auto v = n[std::string(key)]) return v.Mark();
-    }
-    return r.mark();
-}
-
 }  // namespace
 
 std::unique_ptr<destination> make_webhook_destination(config::map_reader& settings,
@@ -88,7 +75,7 @@ std::unique_ptr<destination> make_webhook_destination(config::map_reader& settin
         for (const auto& kv : hn) {
             const std::string name = kv.first.as<std::string>("");
             headers.consume(name);
-            const std::string where = key_path(headers, name);
+            const std::string where = headers.key_path(name);
             std::string value, err;
             if (!config::parse_scalar(kv.second, value, err)) {
                 errs.add(kv.second.Mark(), where + ": " + err);
@@ -152,7 +139,7 @@ std::unique_ptr<destination> make_webhook_destination(config::map_reader& settin
         webhook_url parsed;
         std::string err;
         if (!url.empty() && !parse_webhook_url(url, parsed, err)) {
-            errs.add(mark_of(settings, "url"), key_path(settings, "url") + ": " + err);
+            errs.add(settings.mark_of("url"), settings.key_path("url") + ": " + err);
         }
         if (format == "batch_object") {
             o.format = webhook_format::batch_object;
@@ -161,50 +148,49 @@ std::unique_ptr<destination> make_webhook_destination(config::map_reader& settin
         } else if (format == "array") {
             o.format = webhook_format::array;
         } else {
-            errs.add(mark_of(settings, "format"),
+            errs.add(settings.mark_of("format"),
                      fmt::format("{}: must be batch_object, ndjson or array, got '{}'",
-                                 key_path(settings, "format"), format));
+                                 settings.key_path("format"), format));
         }
         if (!o.bearer_token.empty() && (!o.username.empty() || !o.password.empty())) {
-            errs.add(auth.mark(), key_path(settings, "auth") +
+            errs.add(auth.mark(), settings.key_path("auth") +
                                       ": give either bearer or username/password, not both");
         } else if (o.username.empty() && !o.password.empty()) {
-            errs.add(mark_of(auth, "password"),
-                     key_path(auth, "password") + ": needs auth.username");
+            errs.add(auth.mark_of("password"), auth.key_path("password") + ": needs auth.username");
         }
         if (authorization_header && (!o.bearer_token.empty() || !o.username.empty())) {
-            errs.add(headers.mark(), key_path(settings, "headers") +
+            errs.add(headers.mark(), settings.key_path("headers") +
                                          ": an Authorization header and auth cannot both be set");
         }
         for (auto [key, d] : {std::pair{"connect_timeout", connect_timeout},
                               std::pair{"request_timeout", request_timeout}}) {
             if (d.count() <= 0) {
-                errs.add(mark_of(settings, key), key_path(settings, key) + ": must be positive");
+                errs.add(settings.mark_of(key), settings.key_path(key) + ": must be positive");
             }
         }
         if (max_retry_after.count() < 0) {
-            errs.add(mark_of(settings, "max_retry_after"),
-                     key_path(settings, "max_retry_after") + ": must not be negative");
+            errs.add(settings.mark_of("max_retry_after"),
+                     settings.key_path("max_retry_after") + ": must not be negative");
         }
         if (max_response_bytes.bytes == 0 || max_response_bytes.bytes > (std::uint64_t{1} << 30)) {
-            errs.add(mark_of(settings, "max_response_bytes"),
-                     key_path(settings, "max_response_bytes") + ": must be between 1 and 1GiB");
+            errs.add(settings.mark_of("max_response_bytes"),
+                     settings.key_path("max_response_bytes") + ": must be between 1 and 1GiB");
         }
         const bool any_tls = !o.tls.ca_file.empty() || o.tls.insecure_skip_verify ||
                              !o.tls.client_cert.empty() || !o.tls.client_key.empty();
         if (any_tls && !parsed.host.empty() && !parsed.tls) {
-            errs.add(tls.mark(), key_path(settings, "tls") + ": only applies to https:// URLs");
+            errs.add(tls.mark(), settings.key_path("tls") + ": only applies to https:// URLs");
         }
         if (o.tls.client_cert.empty() != o.tls.client_key.empty()) {
             errs.add(tls.mark(),
-                     key_path(settings, "tls") + ": client_cert and client_key go together");
+                     settings.key_path("tls") + ": client_cert and client_key go together");
         }
         for (auto [key, file] :
              {std::pair{"ca_file", &o.tls.ca_file}, std::pair{"client_cert", &o.tls.client_cert},
               std::pair{"client_key", &o.tls.client_key}}) {
             if (!file->empty() && ::access(file->c_str(), R_OK) != 0) {
-                errs.add(mark_of(tls, key),
-                         fmt::format("{}: cannot read {}", key_path(tls, key), *file));
+                errs.add(tls.mark_of(key),
+                         fmt::format("{}: cannot read {}", tls.key_path(key), *file));
             }
         }
     }
