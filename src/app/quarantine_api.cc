@@ -182,8 +182,7 @@ http::operator_backend::reply quarantine_api::replay(const std::map<std::string,
             ++not_replayable;
             continue;
         }
-        if (replayed.count(mid) != 0 ||
-            std::find(appended.begin(), appended.end(), mid) != appended.end()) {
+        if (replayed.count(mid) != 0) {  // includes those appended earlier in this run
             ++already;
             continue;
         }
@@ -207,6 +206,7 @@ http::operator_backend::reply quarantine_api::replay(const std::map<std::string,
         encode_event(candidate, payload);
         batch.add(payload);
         appended.push_back(mid);
+        replayed.insert(mid);
     }
     std::string error;
     if (!batch.empty()) {

@@ -65,22 +65,4 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
 }
 
-#ifndef SWITCHYARD_LIBFUZZER
-int main(int argc, char** argv) {
-    if (argc < 2) {
-        std::cerr << "usage: " << argv[0] << " CORPUS_DIR\n";
-        return 2;
-    }
-    std::size_t n = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(argv[1])) {
-        std::ifstream in(entry.path(), std::ios::binary);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        std::string s = ss.str();
-        LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
-        ++n;
-    }
-    std::cout << "replayed " << n << " corpus inputs\n";
-    return n > 0 ? 0 : 1;
-}
-#endif
+#include "replay_main.h"
