@@ -63,14 +63,10 @@ plan_enforcer::plan_enforcer(std::string source, plan_policy policy,
 }
 
 void plan_enforcer::set_plan(std::shared_ptr<const plan::compiled_plan> p) {
-    std::lock_guard g(mu_);
-    plan_ = std::move(p);
+    plan_.store(std::move(p));
 }
 
-std::shared_ptr<const plan::compiled_plan> plan_enforcer::plan() const {
-    std::lock_guard g(mu_);
-    return plan_;
-}
+std::shared_ptr<const plan::compiled_plan> plan_enforcer::plan() const { return plan_.load(); }
 
 plan_result plan_enforcer::apply(event& ev, std::vector<plan::violation>& out) const {
     out.clear();

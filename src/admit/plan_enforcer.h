@@ -7,7 +7,6 @@
 #include <array>
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,8 +58,8 @@ class plan_enforcer {
 
     std::string source_;
     plan_policy policy_;
-    mutable std::mutex mu_;  // guards plan_ (a shared_ptr copy; never held during validation)
-    std::shared_ptr<const plan::compiled_plan> plan_;
+    // Swapped by reload while I/O threads read it, without a lock shared between them.
+    std::atomic<std::shared_ptr<const plan::compiled_plan>> plan_;
     telemetry::metrics* metrics_;
     std::array<prometheus::Counter*, 5> results_{};
     prometheus::Family<prometheus::Counter>* violations_ = nullptr;
