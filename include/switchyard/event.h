@@ -29,6 +29,9 @@ enum class record_kind : std::uint8_t {
     quarantine = 1,
 };
 
+// event_header::flags bits. Stored in log records: never renumber.
+inline constexpr std::uint16_t event_flag_bot = 1u << 0;  // enrichment flagged a bot (context.bot)
+
 // The fixed routing header of a canonical event: enough to route, filter and key a message
 // without parsing its JSON again.
 struct event_header {

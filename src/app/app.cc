@@ -7,6 +7,7 @@
 #include "delivery/worker.h"
 #include "destinations/file/file_destination.h"
 #include "destinations/registry.h"
+#include "enrich/pipeline.h"
 #include "http/admin.h"
 #include "http/net.h"
 #include "http/server.h"
@@ -177,6 +178,13 @@ bool load(const std::string& path, config::config& out) {
 int check(const std::string& path, bool print) {
     config::config cfg;
     if (!load(path, cfg)) return 2;
+    // The enrichment data (uap-core regexes, pattern files, geo databases) must load too.
+    std::vector<std::string> errs;
+    if (!enrich::pipeline::build(cfg.enrich, cfg.base_dir, errs)) {
+        for (const auto& e : errs) std::cerr << path << ": " << e << '\n';
+        std::cerr << errs.size() << " config error(s).\n";
+        return 2;
+    }
     if (print) std::cout << config::dump_redacted(cfg) << '\n';
     std::cout << path << ": OK\n";
     return 0;
@@ -337,6 +345,7 @@ int run(const config::config& initial, const std::string& config_path) {
     std::mutex reload_mu;
     // Set once the sources are built below; called by reload with the newly read config.
     std::function<std::string(const config::config&)> reload_plans;
+    std::function<std::string()> reload_enrich;  // reopens changed geo databases
     auto reload = [&]() -> std::string {
         std::lock_guard lk(reload_mu);
         config::errors errs(config_path);
@@ -353,6 +362,7 @@ int run(const config::config& initial, const std::string& config_path) {
             return "reload refused: " + summary + "; " + plans_summary;
         }
         summary += "; " + plans_summary;
+        if (reload_enrich) summary += "; " + reload_enrich();
         spdlog::info(
             "Config reloaded: destinations {}. Changes outside `destinations` and plan "
             "files need a restart.",
@@ -443,6 +453,37 @@ int run(const config::config& initial, const std::string& config_path) {
     ho.retry_after = std::chrono::duration_cast<std::chrono::seconds>(cfg.log.retry_after);
     if (ho.retry_after.count() < 1) ho.retry_after = std::chrono::seconds(1);
     ho.dedup = dedup.get();
+    // Enrichment, loaded once; the geo databases reopen themselves when their files change.
+    std::unique_ptr<enrich::pipeline> enricher;
+    if (ingest && cfg.enrich.enabled) {
+        std::vector<std::string> errs;
+        auto started = std::chrono::steady_clock::now();
+        enricher = enrich::pipeline::build(cfg.enrich, cfg.base_dir, errs);
+        if (!enricher) {
+            for (const auto& e : errs) spdlog::critical("{}", e);
+            close_log();
+            return 2;
+        }
+        enricher->attach(metrics);
+        std::string steps;
+        for (std::size_t i = 0; i < enrich::step_count; ++i) {
+            auto st = static_cast<enrich::step>(i);
+            if (!enricher->enabled(st)) continue;
+            if (!steps.empty()) steps += ", ";
+            steps += enrich::to_string(st);
+        }
+        spdlog::info("Enrichment: {} (loaded in {} ms).", steps.empty() ? "no steps" : steps,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - started)
+                         .count());
+    }
+    ho.enrich = enricher.get();
+    if (enricher) {
+        reload_enrich = [&enricher] {
+            return enricher->reload() ? std::string("geo databases reopened")
+                                      : std::string("geo databases unchanged");
+        };
+    }
     for (const auto& p : cfg.server.trusted_proxies)
         ho.trusted_proxies.push_back(*http::parse_cidr(p));
     std::vector<sources::segment::source_entry> sources;
@@ -458,7 +499,9 @@ int run(const config::config& initial, const std::string& config_path) {
     std::vector<std::pair<std::string, std::shared_ptr<admit::plan_enforcer>>> enforcers;
     for (const auto& s : cfg.sources) {
         for (const auto& k : s.write_keys) keys.emplace(k, sources.size());
-        sources.push_back({s.name, s.allowed_origins, s.settings_api_host, {}, nullptr});
+        sources.push_back({s.name, s.allowed_origins, s.settings_api_host, {}, nullptr, {}});
+        sources.back().enrich.ip = *enrich::privacy::ip_mode_from_string(s.ip);
+        sources.back().enrich.drop_bots = s.bots == "drop";
         if (s.plan.empty()) continue;
         admit::plan_policy pol;
         const auto& pe = s.plan_enforcement;

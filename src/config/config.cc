@@ -23,6 +23,106 @@ std::filesystem::path config::quarantine_dir() const {
                                    : std::filesystem::path(quarantine.path);
 }
 
+namespace {
+
+void read_enrich(map_reader& root, enrich_config& c) {
+    auto e = root.child("enrich",
+                        "Enrichment of every event before it is stored (docs/enrichment.md). "
+                        "Steps run in this order on the I/O thread that decoded the request: "
+                        "geo, ip privacy, user_agent, bots, campaign, referrer.");
+    e.get("enabled", c.enabled, "Master switch; false stores events as received.");
+    {
+        auto s = e.child("user_agent",
+                         "context.userAgent parsed with uap-core into context.browser, "
+                         "context.os and context.device (each only when the SDK did not set it).");
+        auto& v = c.user_agent;
+        s.get("enabled", v.enabled, "Run this step.");
+        s.get("regexes", v.regexes,
+              "uap-core regexes.yaml (Debian package uap-core), relative to the config file.");
+        s.get("cache_size", v.cache_size,
+              "Parsed user agents remembered per I/O thread (S3-FIFO, scan resistant); 0 "
+              "disables the cache.");
+        s.get("max_length", v.max_length,
+              "Only the first max_length bytes of a user agent are parsed.");
+        s.get("client_hints", v.client_hints,
+              "Refine browser, OS and device from context.userAgentData (User-Agent Client "
+              "Hints) when the SDK sends it.");
+        s.finish();
+        if (!s.describing() && (v.max_length.bytes < 16 || v.max_length.bytes > 65536)) {
+            root.errs().add(s.mark(), "enrich.user_agent.max_length: must be 16 B to 64 KiB");
+        }
+    }
+    {
+        auto s = e.child("bots",
+                         "Bot detection into context.bot {is_bot, reason, name}: uap-core's "
+                         "spider family, a crawler/tool/headless pattern list, and empty user "
+                         "agents. Needs the user_agent step for the spider signal.");
+        auto& v = c.bots;
+        s.get("enabled", v.enabled, "Run this step.");
+        s.get("patterns", v.patterns,
+              "Pattern file replacing the built-in list (format: src/enrich/bots/README.md); "
+              "empty: built-in.");
+        s.get_strings("extra_patterns", v.extra_patterns,
+                      "More crawler patterns, each \"name=RE2 regex\" or a bare regex "
+                      "(case-insensitive).");
+        s.finish();
+    }
+    {
+        auto s = e.child("geo",
+                         "Location of the client IP from MaxMind/GeoLite2/DB-IP .mmdb files into "
+                         "context.location, and ASN into context.network. Reopened when the file "
+                         "changes (geoipupdate), no restart needed.");
+        auto& v = c.geo;
+        s.get("database", v.database,
+              "City or Country .mmdb, relative to the config file; empty: no location lookups.");
+        s.get("asn_database", v.asn_database,
+              "ASN .mmdb (GeoLite2-ASN); empty: no context.network.");
+        s.get_strings("fields", v.fields,
+                      "Location fields looked up and stored: country, country_name, region, "
+                      "region_name, city, postal_code, latitude, longitude, timezone (asn and "
+                      "as_organization come from asn_database).");
+        s.get("check_interval", v.check_interval,
+              "How often the database files are checked for changes.");
+        s.get("cache_size", v.cache_size,
+              "Looked-up addresses remembered per I/O thread (a visitor sends many events from "
+              "one address); emptied when a database is reopened. 0 disables the cache.");
+        s.get_strings("anonymous_fields", v.anonymous_fields,
+                      "Location fields kept for requests in anonymous mode (see "
+                      "anonymous_header); [] stores no location for them.");
+        s.finish();
+        if (!s.describing() && v.check_interval.count() < 100) {
+            root.errs().add(s.mark(), "enrich.geo.check_interval: must be at least 100ms");
+        }
+    }
+    {
+        auto s = e.child("campaign",
+                         "utm_* parameters and ad click ids of context.page.url/search into "
+                         "context.campaign, when the SDK did not set it.");
+        s.get("enabled", c.campaign.enabled, "Run this step.");
+        s.finish();
+    }
+    {
+        auto s = e.child("referrer",
+                         "context.page.referrer classified into context.referrer {medium, "
+                         "source}: search, social, email, paid, internal or unknown.");
+        auto& v = c.referrer;
+        s.get("enabled", v.enabled, "Run this step.");
+        s.get("data", v.data,
+              "Referrer data file replacing the built-in one (format: "
+              "src/enrich/campaign/referrers.tsv); empty: built-in.");
+        s.get_strings("internal_hosts", v.internal_hosts,
+                      "Hosts (and their subdomains) counted as internal besides the page's own "
+                      "domain, e.g. a checkout on another domain.");
+        s.finish();
+    }
+    e.get("anonymous_header", c.anonymous_header,
+          "Request header that asks for anonymous mode (any value, Snowplow's SP-Anonymous): "
+          "the IP is removed and only geo.anonymous_fields are kept. Empty disables it.");
+    e.finish();
+}
+
+}  // namespace
+
 void read_config(map_reader& root, config& c) {
     root.get(
         "data_dir", c.data_dir,
@@ -166,8 +266,24 @@ void read_config(map_reader& root, config& c) {
                     }
                 }
             }
+            s.get("ip", src.ip,
+                  "context.ip as stored, applied after the geo lookup: keep, truncate (IPv4 to "
+                  "/24, IPv6 to /48) or remove.");
+            s.get("bots", src.bots,
+                  "Events from bots: flag (context.bot, delivered; route them with "
+                  "destinations[].exclude/include on context.bot.is_bot) or drop (kept out of "
+                  "destinations, stored in quarantine with reason bot, counted).");
             s.finish();
             if (s.describing()) continue;
+            if (src.ip != "keep" && src.ip != "truncate" && src.ip != "remove") {
+                root.errs().add(src.mark,
+                                fmt::format("sources: {}: ip '{}' is not keep, truncate or remove",
+                                            src.name, src.ip));
+            }
+            if (src.bots != "flag" && src.bots != "drop") {
+                root.errs().add(src.mark, fmt::format("sources: {}: bots '{}' is not flag or drop",
+                                                      src.name, src.bots));
+            }
             if (!src.name.empty() && !names.insert(src.name).second) {
                 root.errs().add(src.mark,
                                 fmt::format("sources: duplicate source name '{}'", src.name));
@@ -217,6 +333,7 @@ void read_config(map_reader& root, config& c) {
             }
         }
     }
+    read_enrich(root, c.enrich);
     {
         auto s = root.child("log", "The durable event log between ingest and delivery.");
         auto& v = c.log;

@@ -71,7 +71,44 @@ struct source_config {
     std::string settings_api_host;
     std::string plan;  // name of a `plans` entry; empty = no validation
     plan_enforcement_config plan_enforcement;
+    std::string ip = "keep";    // keep | truncate | remove: context.ip as stored (after geo)
+    std::string bots = "flag";  // flag (context.bot) | drop (quarantined, counted)
     YAML::Mark mark;
+};
+
+// The enrichment stage (docs/enrichment.md): each step has its own block and can be turned off.
+struct enrich_config {
+    bool enabled = true;  // master switch: false skips every step
+    struct user_agent_step {
+        bool enabled = true;
+        std::string regexes = "/usr/share/uap-core/regexes.yaml";
+        std::uint64_t cache_size = 10'000;  // entries per I/O thread
+        byte_size max_length{1024};
+        bool client_hints = true;
+    } user_agent;
+    struct bots_step {
+        bool enabled = true;
+        std::string patterns;  // empty: the built-in list
+        std::vector<std::string> extra_patterns;
+    } bots;
+    struct geo_step {
+        std::string database;  // empty: no geo lookups
+        std::string asn_database;
+        std::vector<std::string> fields{"country",     "region",   "region_name", "city",
+                                        "postal_code", "latitude", "longitude",   "timezone"};
+        duration check_interval{60'000};
+        std::vector<std::string> anonymous_fields{"country"};
+        std::uint64_t cache_size = 4096;  // looked-up addresses per I/O thread
+    } geo;
+    struct campaign_step {
+        bool enabled = true;
+    } campaign;
+    struct referrer_step {
+        bool enabled = true;
+        std::string data;  // empty: the built-in list
+        std::vector<std::string> internal_hosts;
+    } referrer;
+    std::string anonymous_header = "SP-Anonymous";
 };
 
 struct plan_config {
@@ -146,6 +183,7 @@ struct config {
     limits_config limits;
     std::vector<source_config> sources;
     std::vector<plan_config> plans;
+    enrich_config enrich;
     std::string base_dir = ".";  // directory of the config file: relative plan paths start here
     log_config log;
     quarantine_config quarantine;

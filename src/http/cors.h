@@ -29,6 +29,6 @@ class cors_policy {
 // Headers browsers may send to us (Segment's analytics.js sends authorization and
 // x-retry-count; gzip senders add content-encoding).
 inline constexpr std::string_view cors_allowed_headers =
-    "authorization, content-type, content-encoding, x-retry-count";
+    "authorization, content-type, content-encoding, x-retry-count, sp-anonymous";
 
 }  // namespace switchyard::http

@@ -441,6 +441,13 @@ const referrer_classifier::entry* referrer_classifier::match(std::string_view ho
 referrer_info referrer_classifier::classify(std::string_view referrer_url,
                                             std::string_view page_url,
                                             const std::vector<std::string>& internal_hosts) const {
+    return classify(referrer_url, page_url, parse_campaign(page_url), internal_hosts);
+}
+
+referrer_info referrer_classifier::classify(std::string_view referrer_url,
+                                            std::string_view page_url,
+                                            const campaign_info& campaign,
+                                            const std::vector<std::string>& internal_hosts) const {
     host_buf ref, page;
     bool have_ref = extract_host(referrer_url, ref);
     std::string_view ref_host = have_ref ? ref.view() : std::string_view{};
@@ -452,7 +459,6 @@ referrer_info referrer_classifier::classify(std::string_view referrer_url,
     }
 
     const entry* known = have_ref ? match(ref_host) : nullptr;
-    campaign_info campaign = parse_campaign(page_url);
     auto source = [&]() -> std::string {
         if (known) return known->source;
         if (!campaign.source.empty()) return campaign.source;

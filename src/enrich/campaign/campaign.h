@@ -76,6 +76,10 @@ class referrer_classifier {
     // http and https referrers are read; anything else is treated as no referrer.
     referrer_info classify(std::string_view referrer_url, std::string_view page_url,
                            const std::vector<std::string>& internal_hosts = {}) const;
+    // Same, with the page's campaign parameters already parsed (parse_campaign(page_url)).
+    referrer_info classify(std::string_view referrer_url, std::string_view page_url,
+                           const campaign_info& page_campaign,
+                           const std::vector<std::string>& internal_hosts = {}) const;
 
     // Host suffixes loaded (both kinds).
     std::size_t size() const noexcept { return exact_.size() + any_tld_.size(); }

@@ -358,7 +358,8 @@ bool reloading_database::check(bool retry_failed) {
     current_.store(std::move(db));
     loaded_ = id;
     has_failed_ = false;
-    reloads_.fetch_add(1, std::memory_order_relaxed);
+    // Release: whoever sees the new count sees the new database (caches keyed on it rely on it).
+    reloads_.fetch_add(1, std::memory_order_release);
     return true;
 }
 

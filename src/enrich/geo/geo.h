@@ -121,7 +121,7 @@ class reloading_database {
     // Checks the file now; true if a new database was loaded.
     bool reload();
 
-    std::uint64_t reloads() const noexcept { return reloads_.load(std::memory_order_relaxed); }
+    std::uint64_t reloads() const noexcept { return reloads_.load(std::memory_order_acquire); }
     std::uint64_t reload_failures() const noexcept {
         return failures_.load(std::memory_order_relaxed);
     }

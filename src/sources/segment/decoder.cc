@@ -52,6 +52,66 @@ std::string_view string_field(dom::object obj, std::string_view key) {
     return s;
 }
 
+// Records what the enrichment stage needs from one context member.
+void note_context_member(std::string_view key, dom::element value, enrich::event_input& in) {
+    if (key.empty()) return;
+    switch (key[0]) {
+        case 'b':
+            if (key == "browser") in.has_browser = true;
+            if (key == "bot") in.has_bot = true;
+            break;
+        case 'c':
+            if (key == "campaign") in.has_campaign = true;
+            break;
+        case 'd':
+            if (key == "device") in.has_device = true;
+            break;
+        case 'i':
+            if (key == "ip") {
+                std::string_view ip;
+                if (value.get(ip) == simdjson::SUCCESS) in.ip = ip;
+                in.ip_from_context = true;
+            }
+            break;
+        case 'l':
+            if (key == "location") in.has_location = true;
+            break;
+        case 'n':
+            if (key == "network") in.has_network = true;
+            break;
+        case 'o':
+            if (key == "os") in.has_os = true;
+            break;
+        case 'p':
+            if (key == "page") {
+                dom::object page;
+                if (value.get(page) == simdjson::SUCCESS) {
+                    in.page_url = string_field(page, "url");
+                    in.page_search = string_field(page, "search");
+                    in.page_referrer = string_field(page, "referrer");
+                }
+            }
+            break;
+        case 'r':
+            if (key == "referrer") in.has_referrer = true;
+            break;
+        case 'u':
+            if (key == "userAgent") {
+                std::string_view ua;
+                if (value.get(ua) == simdjson::SUCCESS) {
+                    in.user_agent = ua;
+                    in.has_user_agent = true;
+                }
+            } else if (key == "userAgentData") {
+                in.user_agent_data = value;
+                in.has_user_agent_data = value.is_object();
+            }
+            break;
+        default:
+            break;
+    }
+}
+
 }  // namespace
 
 std::optional<body_error> decoder::parse(std::string_view body, bool batch) {
@@ -306,10 +366,35 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
         sb_.append(value);
         j += sb_.str();
     }
-    // context: the event's own fields, then batch-level fields it lacks, then the client IP.
+    // Enrichment reads the context (the event's own fields, then batch-level fields it lacks).
+    const bool enrich = info.enrich != nullptr;
+    enriched_.clear();
+    if (enrich) {
+        enrich::event_input in;
+        if (has_ctx) {
+            for (auto [key, value] : ctx) note_context_member(key, value, in);
+        }
+        if (has_batch_context_) {
+            for (auto [key, value] : batch_context_) {
+                dom::element dummy;
+                if (has_ctx && ctx.at_key(key).get(dummy) == simdjson::SUCCESS) continue;
+                note_context_member(key, value, in);
+            }
+        }
+        if (!in.ip_from_context) in.ip = info.client_ip;
+        if (!in.has_user_agent && !info.fallback_user_agent.empty()) {
+            in.user_agent = info.fallback_user_agent;
+            in.has_user_agent = true;
+        }
+        info.enrich->run(in, info.enrich_request, enriched_);
+    }
+    const bool rewrite_ip = enriched_.rewrite_ip;
+
+    // context: the event's own fields, then batch-level fields it lacks, then the client IP,
+    // then what enrichment added.
     j += ",\"context\":{";
     bool first = true;
-    bool has_ip = false;
+    bool has_ip = rewrite_ip;
     auto emit_field = [&](std::string_view key, dom::element value) {
         if (!first) j += ',';
         first = false;
@@ -321,7 +406,10 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
     };
     if (has_ctx) {
         for (auto [key, value] : ctx) {
-            if (key == "ip") has_ip = true;
+            if (key == "ip") {
+                if (rewrite_ip) continue;
+                has_ip = true;
+            }
             emit_field(key, value);
         }
     }
@@ -329,7 +417,10 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
         for (auto [key, value] : batch_context_) {
             dom::element dummy;
             if (has_ctx && ctx.at_key(key).get(dummy) == simdjson::SUCCESS) continue;
-            if (key == "ip") has_ip = true;
+            if (key == "ip") {
+                if (rewrite_ip) continue;
+                has_ip = true;
+            }
             emit_field(key, value);
         }
     }
@@ -339,6 +430,17 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
         j += "\"ip\":";
         util::append_json_string(j, info.client_ip);
     }
+    if (rewrite_ip && !enriched_.ip.empty()) {
+        if (!first) j += ',';
+        first = false;
+        j += "\"ip\":";
+        util::append_json_string(j, enriched_.ip);
+    }
+    if (!enriched_.members.empty()) {
+        // Members come with a leading ','.
+        j.append(enriched_.members, first ? 1 : 0);
+    }
+    if (enriched_.is_bot) ev.header.flags |= event_flag_bot;
     j += "},\"integrations\":{";
     first = true;
     if (has_integ) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "enrich/pipeline.h"
 #include "switchyard/event.h"
 
 #include <simdjson.h>
@@ -29,6 +30,12 @@ struct request_info {
     // The key the request authenticated with. An event in a batch carrying a different
     // `writeKey` is rejected (write_key_mismatch) rather than attributed to the wrong source.
     std::string_view write_key;
+    // Enrichment (null: events are stored as received) and the request's settings for it.
+    const enrich::pipeline* enrich = nullptr;
+    enrich::request_input enrich_request;
+    // The request's User-Agent header, used as context.userAgent when an event lacks one (the
+    // pixel route: the browser itself is the client). Empty: not used.
+    std::string_view fallback_user_agent;
 };
 
 // One event that failed the per-spec checks. `code` is a stable, low-cardinality reason (for
@@ -89,6 +96,7 @@ class decoder {
     bool has_batch_context_ = false;
     bool has_batch_integrations_ = false;
     simdjson::internal::string_builder<> sb_;
+    enrich::event_output enriched_;
 };
 
 }  // namespace switchyard::sources::segment

@@ -122,7 +122,10 @@ handler::handler(handler_options opts, std::vector<source_entry> sources,
       sources_(std::move(sources)),
       keys_(std::move(write_keys)),
       log_(log),
-      metrics_(m) {
+      metrics_(m),
+      bots_dropped_(&m.counters("switchyard_enrich_bot_events_dropped_total",
+                                "Events from bots kept out of destinations by a source's "
+                                "bots: drop policy (stored in quarantine with reason bot).")) {
     std::vector<std::string> all;
     for (auto& s : sources_) {
         s.cors = http::cors_policy(s.allowed_origins);
@@ -315,9 +318,20 @@ void handler::handle_events(http::request& req, const route& r, const std::strin
     info.received_at_ms = util::now_ms();
     info.client_ip = ip;
     info.write_key = used_key;
+    set_enrichment(req, *src, false, info);
     out.clear();
     dec.decode(info, out);
     append_and_answer(src, r.label, origin, out, !batch, false, respond);
+}
+
+void handler::set_enrichment(const http::request& req, const source_entry& src, bool pixel,
+                             request_info& info) const {
+    if (opts_.enrich == nullptr) return;
+    info.enrich = opts_.enrich;
+    info.enrich_request.policy = &src.enrich;
+    const auto& h = opts_.enrich->anonymous_header();
+    info.enrich_request.anonymous = !h.empty() && req.find(h) != req.end();
+    if (pixel) info.fallback_user_agent = req[bhttp::field::user_agent];
 }
 
 void handler::append_and_answer(const source_entry* src, std::string_view route_label,
@@ -330,7 +344,7 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
     // messageId dedup: a repeat inside the window is answered like the original and not stored
     // again. Ids inserted here are forgotten if the append fails, so the retry is not a "repeat".
     std::vector<std::string> inserted;
-    std::size_t duplicates = 0;
+    std::size_t duplicates = 0, bots_dropped = 0;
     thread_local std::vector<plan::violation> violations;
     for (std::size_t i = 0; i < d.events.size(); ++i) {
         auto& ev = d.events[i];
@@ -340,6 +354,23 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
                 continue;
             }
             inserted.push_back(ev.header.message_id);
+        }
+        if (src != nullptr && src->enrich.drop_bots && (ev.header.flags & event_flag_bot)) {
+            // Kept (quarantine, with context.bot saying why), counted, never delivered.
+            event_header h = ev.header;
+            h.kind = record_kind::quarantine;
+            std::string extra = ",\"messageId\":";
+            util::append_json_string(extra, ev.header.message_id);
+            payload.clear();
+            encode_event(h,
+                         quarantine_json(src_name, route_label, now, i, "bot",
+                                         "event from a bot (source policy bots: drop); "
+                                         "context.bot says why",
+                                         ev.json, {}, extra),
+                         payload);
+            batch.add(payload);
+            ++bots_dropped;
+            continue;
         }
         if (src != nullptr && src->plan) {
             const auto r = src->plan->apply(ev, violations);
@@ -373,6 +404,7 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
         batch.add(payload);
     }
     if (duplicates) metrics_.count_duplicate(src_name, static_cast<double>(duplicates));
+
     for (const auto& rj : d.rejected) {
         event_header h;
         h.kind = record_kind::quarantine;
@@ -435,7 +467,7 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
     auto ec = log_.append(std::move(batch),
                           [this, shared_ok, respond, label, accepted, src_name,
                            fail_res = fail(make_error_code(errc::io_error)), pixel, inserted,
-                           forget](std::error_code ec, std::uint64_t) mutable {
+                           bots_dropped, forget](std::error_code ec, std::uint64_t) mutable {
                               if (ec) forget(inserted);
                               if (ec && !pixel) {
                                   metrics_.count_request(label, 503);
@@ -443,8 +475,13 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
                                   return;
                               }
                               metrics_.count_request(label, shared_ok->result_int());
-                              if (!ec)
+                              if (!ec) {
                                   metrics_.count_accepted(src_name, static_cast<double>(accepted));
+                                  if (bots_dropped) {
+                                      bots_dropped_->Add({{"source", src_name}})
+                                          .Increment(static_cast<double>(bots_dropped));
+                                  }
+                              }
                               respond(std::move(*shared_ok));
                           });
     if (ec) {
@@ -496,6 +533,7 @@ void handler::handle_pixel(http::request& req, const route& r, const std::string
             info.source = src->name;
             info.received_at_ms = now;
             info.client_ip = ip;
+            set_enrichment(req, *src, true, info);
             dec.decode(info, out);
         }
     }

@@ -22,13 +22,15 @@ struct source_entry {
     std::string settings_api_host;
     http::cors_policy cors;                      // built from allowed_origins by the handler
     std::shared_ptr<admit::plan_enforcer> plan;  // null: no tracking plan
+    enrich::source_policy enrich;                // sources[].ip, sources[].bots
 };
 
 struct handler_options {
     limits event_limits;
     std::vector<http::cidr> trusted_proxies;
     std::chrono::seconds retry_after{5};
-    admit::dedup_window* dedup = nullptr;  // null: no dedup
+    admit::dedup_window* dedup = nullptr;      // null: no dedup
+    const enrich::pipeline* enrich = nullptr;  // null: events are stored as received
 };
 
 // The Segment HTTP Tracking API (and analytics.js short routes, pixel, settings) on top of the
@@ -69,6 +71,9 @@ class handler final : public http::handler {
                        responder& respond);
     void handle_pixel(http::request& req, const route& r, const std::string& ip,
                       responder& respond);
+    // Fills the enrichment fields of `info` for this request and source.
+    void set_enrichment(const http::request& req, const source_entry& src, bool pixel,
+                        request_info& info) const;
     void handle_settings(http::request& req, const route& r, responder& respond);
     void handle_preflight(http::request& req, const route& r, responder& respond);
 
@@ -88,6 +93,7 @@ class handler final : public http::handler {
     http::cors_policy any_source_cors_;  // union of allowlists, for preflights (no key yet)
     event_appender& log_;
     telemetry::metrics& metrics_;
+    prometheus::Family<prometheus::Counter>* bots_dropped_;
 };
 
 // Builds the JSON error body every error answer uses:

@@ -1,0 +1,137 @@
+// Per-step cost of the enrichment stage over the reference traffic mix
+// (../shared/bench/make_payloads.py: 100,000 events, ~25,000 distinct user agents, a quarter of
+// them rare), each step alone and all together, as the I/O thread runs them: one event at a
+// time, in traffic order, with the per-thread user-agent cache warming up as it goes.
+//
+//   SWITCHYARD_BENCH_EVENTS=/path/events_100k.ndjson build/tests/switchyard_bench \
+//       --benchmark_filter=Enrich
+//
+// Without the variable the events are generated into /tmp. Geo is included when
+// SWITCHYARD_BENCH_MMDB names a City database (the geo library's own bench covers lookups).
+#include "enrich/pipeline.h"
+
+#include <benchmark/benchmark.h>
+#include <simdjson.h>
+
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace switchyard;
+
+struct owned_event {
+    std::string ua, ip, url, referrer;
+    bool has_ua = false;
+};
+
+const std::vector<owned_event>& events() {
+    static std::vector<owned_event> evs = [] {
+        std::string path;
+        if (const char* p = std::getenv("SWITCHYARD_BENCH_EVENTS")) {
+            path = p;
+        } else {
+            path = "/tmp/switchyard-bench/events_100k.ndjson";
+            if (!std::filesystem::exists(path)) {
+                std::string script = std::filesystem::path(__FILE__)
+                                         .parent_path()
+                                         .append("../../../../shared/bench/make_payloads.py")
+                                         .lexically_normal()
+                                         .string();
+                std::string cmd = "python3 " + script + " /tmp/switchyard-bench >/dev/null";
+                if (std::system(cmd.c_str()) != 0) std::abort();
+            }
+        }
+        std::vector<owned_event> out;
+        std::ifstream f(path);
+        std::string line;
+        simdjson::dom::parser parser;
+        while (std::getline(f, line)) {
+            auto doc = parser.parse(line);
+            if (doc.error()) continue;
+            owned_event e;
+            auto ctx = doc["context"];
+            std::string_view s;
+            if (ctx["userAgent"].get(s) == simdjson::SUCCESS) {
+                e.ua = s;
+                e.has_ua = true;
+            }
+            if (ctx["ip"].get(s) == simdjson::SUCCESS) e.ip = s;
+            if (ctx["page"]["url"].get(s) == simdjson::SUCCESS) e.url = s;
+            if (ctx["page"]["referrer"].get(s) == simdjson::SUCCESS) e.referrer = s;
+            out.push_back(std::move(e));
+        }
+        return out;
+    }();
+    return evs;
+}
+
+enum which { all, user_agent, bots, geo, ip, campaign, referrer };
+
+void BM_Enrich(benchmark::State& state) {
+    const auto w = static_cast<which>(state.range(0));
+    config::enrich_config c;
+    c.user_agent.enabled = w == all || w == user_agent;
+    c.bots.enabled = w == all || w == bots;
+    c.campaign.enabled = w == all || w == campaign;
+    c.referrer.enabled = w == all || w == referrer;
+    if ((w == all || w == geo) && std::getenv("SWITCHYARD_BENCH_MMDB"))
+        c.geo.database = std::getenv("SWITCHYARD_BENCH_MMDB");
+    if (w == geo && c.geo.database.empty()) {
+        state.SkipWithError("set SWITCHYARD_BENCH_MMDB to a City .mmdb");
+        return;
+    }
+    std::vector<std::string> errs;
+    auto p = enrich::pipeline::build(c, ".", errs);
+    if (!p) {
+        state.SkipWithError(errs.front().c_str());
+        return;
+    }
+    enrich::source_policy pol;
+    pol.ip =
+        (w == all || w == ip) ? enrich::privacy::ip_mode::truncate : enrich::privacy::ip_mode::keep;
+    const auto& evs = events();
+    std::vector<enrich::event_input> ins(evs.size());
+    for (std::size_t i = 0; i < evs.size(); ++i) {
+        auto& in = ins[i];
+        in.user_agent = evs[i].ua;
+        in.has_user_agent = evs[i].has_ua;
+        in.ip = evs[i].ip;
+        in.page_url = evs[i].url;
+        in.page_referrer = evs[i].referrer;
+    }
+    enrich::event_output out;
+    std::size_t i = 0;
+    for (auto _ : state) {
+        out.clear();
+        p->run(ins[i], {&pol, false}, out);
+        benchmark::DoNotOptimize(out.members.data());
+        if (++i == ins.size()) i = 0;
+    }
+    auto rate = [&](enrich::step s, const char* name) {
+        auto t = p->totals(s);
+        if (t.cache_hits + t.cache_misses == 0) return;
+        state.counters[name] =
+            static_cast<double>(t.cache_hits) / static_cast<double>(t.cache_hits + t.cache_misses);
+    };
+    rate(w == bots ? enrich::step::bots : enrich::step::user_agent, "ua_cache_hit_rate");
+    rate(enrich::step::geo, "geo_cache_hit_rate");
+    state.SetItemsProcessed(state.iterations());
+}
+
+BENCHMARK(BM_Enrich)
+    ->ArgName("step")
+    ->Arg(all)
+    ->Arg(user_agent)
+    ->Arg(bots)
+    ->Arg(geo)
+    ->Arg(ip)
+    ->Arg(campaign)
+    ->Arg(referrer)
+    ->Iterations(300'000);
+
+}  // namespace
