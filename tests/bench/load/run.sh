@@ -22,6 +22,10 @@
 #   BENCH_TMPDIR        parent of the temp dir (data dir + dd test live here; default $TMPDIR or /tmp)
 #   PLAN                a tracking plan file (e.g. tests/bench/load/bench-plan.yaml): the bench
 #                       source validates every event against it (violations tagged, none dropped)
+#   ENRICH=on           on: the default enrichment (user agent, bots, campaign, referrer); off:
+#                       enrich.enabled false (events stored as received)
+#   GEO_DB              a City .mmdb for the geo step (with ENRICH=on); unset = no geo
+#   IP_POLICY=keep      the bench source's sources[].ip (keep, truncate, remove)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,6 +39,10 @@ SCENARIOS=${SCENARIOS:-track batch20 batch100}
 DURABILITY=${DURABILITY:-fsync}
 LOG_CAPACITY=${LOG_CAPACITY:-}
 PLAN=${PLAN:-}
+ENRICH=${ENRICH:-on}
+GEO_DB=${GEO_DB:-}
+IP_POLICY=${IP_POLICY:-keep}
+case $ENRICH in on | off) ;; *) echo "ENRICH must be on or off" >&2; exit 2 ;; esac
 [[ -z $PLAN || $PLAN = /* ]] || PLAN=$PWD/$PLAN
 SERVERS=${SERVERS:-nginx switchyard}
 BODIES=${BODIES:-rotate}
@@ -305,6 +313,7 @@ logging:
 sources:
   - name: bench
     write_keys: [bench-key]
+    ip: $IP_POLICY
 destinations:
   - name: ndjson
     type: file
@@ -313,6 +322,11 @@ log:
   durability: $DURABILITY
 EOF
   if [[ -n $LOG_CAPACITY ]]; then printf '  capacity_bytes: %s\n' "$LOG_CAPACITY" >>"$cfg"; fi
+  if [[ $ENRICH == off ]]; then
+    printf 'enrich:\n  enabled: false\n' >>"$cfg"
+  elif [[ -n $GEO_DB ]]; then
+    printf 'enrich:\n  geo:\n    database: %s\n' "$GEO_DB" >>"$cfg"
+  fi
   if [[ -n $PLAN ]]; then
     printf 'plans:\n  - name: bench\n    files: [%s]\n' "$PLAN" >>"$cfg"
     sed -i 's/^    write_keys: \[bench-key\]$/    write_keys: [bench-key]\n    plan: bench/' "$cfg"
