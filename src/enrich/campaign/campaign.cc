@@ -1,5 +1,7 @@
 #include "enrich/campaign/campaign.h"
 
+#include <simdjson.h>
+
 #include <array>
 #include <fstream>
 #include <sstream>
@@ -312,6 +314,12 @@ campaign_info parse_campaign(std::string_view url_or_search) {
         }
 
         if (!decode_capped(raw_value, max_campaign_value_bytes, value)) trim_partial_utf8(value);
+        if (!simdjson::validate_utf8(value.data(), value.size())) {
+            // Escapes that decode to invalid UTF-8 ("%FF"): keep the value as sent, which is
+            // text, rather than bytes no JSON output could carry.
+            value.assign(raw_value.substr(0, max_campaign_value_bytes));
+            trim_partial_utf8(value);
+        }
         if (value.empty()) continue;
         if (target)
             *target = value;

@@ -101,6 +101,13 @@ TEST(CampaignParse, Table) {
     for (const auto& c : cases) expect_campaign(parse_campaign(c.url), c.want, c.label);
 }
 
+TEST(CampaignParse, EscapesThatAreNotUtf8AreKeptAsSent) {
+    auto c = parse_campaign("https://x.example/?utm_source=%E2%82&utm_medium=%FFa&utm_term=%C3%A9");
+    EXPECT_EQ(c.source, "%E2%82");
+    EXPECT_EQ(c.medium, "%FFa");
+    EXPECT_EQ(c.term, "\xc3\xa9");  // valid: decoded
+}
+
 TEST(CampaignParse, ValueCappedAtCharacterBoundary) {
     // 255 ASCII bytes then a 2-byte character: cutting at 256 would split it.
     std::string url = "?utm_source=" + std::string(255, 'a') + "%C3%A9tail";
