@@ -1,5 +1,6 @@
 #include "route/route.h"
 
+#include "enrich/privacy/ip.h"
 #include "util/json.h"
 
 #include <fmt/format.h>
@@ -145,29 +146,9 @@ bool hmac_sha256::append_hex(std::string_view data, std::string& out) {
 }
 
 bool truncate_ip(std::string_view ip, std::string& out) {
-    char buf[INET6_ADDRSTRLEN + 1];
-    if (ip.empty() || ip.size() >= sizeof(buf)) return false;
-    std::memcpy(buf, ip.data(), ip.size());
-    buf[ip.size()] = '\0';
-    char text[INET6_ADDRSTRLEN];
-    if (in_addr a4{}; inet_pton(AF_INET, buf, &a4) == 1) {
-        auto* b = reinterpret_cast<unsigned char*>(&a4.s_addr);
-        b[3] = 0;
-        if (inet_ntop(AF_INET, &a4, text, sizeof(text)) == nullptr) return false;
-        out = text;
-        return true;
-    }
-    if (in6_addr a6{}; inet_pton(AF_INET6, buf, &a6) == 1) {
-        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-            a6.s6_addr[15] = 0;  // keep the mapped IPv4 address's /24
-        } else {
-            std::memset(a6.s6_addr + 6, 0, 10);  // keep the /48
-        }
-        if (inet_ntop(AF_INET6, &a6, text, sizeof(text)) == nullptr) return false;
-        out = text;
-        return true;
-    }
-    return false;
+    // One rule for the whole daemon: the same as sources[].ip: truncate at ingest.
+    out = enrich::privacy::truncate_ip(ip);
+    return !out.empty();
 }
 
 // ---------------------------------------------------------------------------------------------

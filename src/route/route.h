@@ -141,8 +141,9 @@ class hmac_sha256 {
     std::unique_ptr<EVP_MAC_CTX, ctx_free> ctx_;
 };
 
-// Rewrites an IP address for privacy: IPv4 → /24 (last octet 0), IPv6 → /48, IPv4-mapped IPv6
-// → /24 of the IPv4 part. False when `ip` is not an IP address.
+// Rewrites an IP address for privacy with the ingest rule (enrich::privacy::truncate_ip): IPv4
+// → /24 (last octet 0), IPv6 → /48, IPv4-mapped IPv6 → the /24 of the IPv4 part, written as
+// IPv4. False when `ip` is not an IP address.
 bool truncate_ip(std::string_view ip, std::string& out);
 
 // Applies one destination's rules to events. Lifecycle: one router per destination worker,

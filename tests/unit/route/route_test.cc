@@ -414,7 +414,7 @@ TEST(RouteFields, Rewrites) {
         {"{truncate_ip: true}", R"({"context":{"ip":"2001:db8:abcd:12:1:2:3:4"}})",
          R"({"context":{"ip":"2001:db8:abcd::"}})"},
         {"{truncate_ip: true}", R"({"context":{"ip":"::ffff:198.51.100.23"}})",
-         R"({"context":{"ip":"::ffff:198.51.100.0"}})"},
+         R"({"context":{"ip":"198.51.100.0"}})"},
         {"{truncate_ip: true}", R"({"context":{"ip":"1.2.3.4, 5.6.7.8","x":1}})",
          R"({"context":{"x":1}})"},  // not an address: removed
         {"{truncate_ip: true}", R"({"context":{"ip":7}})", R"({"context":{}})"},
