@@ -31,6 +31,7 @@
 #include <map>
 #include <memory>
 #include <pthread.h>
+#include <set>
 #include <signal.h>
 #include <thread>
 #include <unistd.h>
@@ -526,7 +527,12 @@ int run(const config::config& initial, const std::string& config_path) {
     for (const auto& src : sources) {
         if (src.plan) by_source.emplace(src.name, src.plan);
     }
-    quarantine_api quarantine(cfg.quarantine_dir(), appender, std::move(by_source));
+    std::set<std::string> bot_drop_sources;
+    for (const auto& s : cfg.sources) {
+        if (s.bots == "drop") bot_drop_sources.insert(s.name);
+    }
+    quarantine_api quarantine(cfg.quarantine_dir(), appender, std::move(by_source),
+                              std::move(bot_drop_sources));
     deliveries.set_extra_routes(
         [&quarantine](std::string_view m, std::string_view p, std::string_view q) {
             return quarantine.call(m, p, q);

@@ -31,7 +31,7 @@ http::operator_backend::reply error_reply(unsigned status, std::string_view code
 }
 
 bool replayable(std::string_view reason) {
-    return reason == "plan_violation" || reason == "plan_blocked";
+    return reason == "plan_violation" || reason == "plan_blocked" || reason == "bot";
 }
 
 // Every quarantine file's lines, oldest file first (names carry their start time).
@@ -80,8 +80,12 @@ bool header_from(simdjson::dom::element ev, event_header& h) {
 }  // namespace
 
 quarantine_api::quarantine_api(std::filesystem::path dir, event_appender* appender,
-                               std::map<std::string, std::shared_ptr<admit::plan_enforcer>> e)
-    : dir_(std::move(dir)), appender_(appender), enforcers_(std::move(e)) {}
+                               std::map<std::string, std::shared_ptr<admit::plan_enforcer>> e,
+                               std::set<std::string> bot_drop_sources)
+    : dir_(std::move(dir)),
+      appender_(appender),
+      enforcers_(std::move(e)),
+      bot_drop_sources_(std::move(bot_drop_sources)) {}
 
 std::optional<http::operator_backend::reply> quarantine_api::call(std::string_view method,
                                                                   std::string_view path,
@@ -188,16 +192,25 @@ http::operator_backend::reply quarantine_api::replay(const std::map<std::string,
         }
         simdjson::dom::element ev;
         auto enf = enforcers_.find(src);
+        const bool bot = why == "bot";
         event candidate;
-        if (e["event"].get(ev) || enf == enforcers_.end() || !header_from(ev, candidate.header)) {
+        if (e["event"].get(ev) || (!bot && enf == enforcers_.end()) ||
+            !header_from(ev, candidate.header)) {
             ++not_replayable;
+            continue;
+        }
+        if (bot && bot_drop_sources_.count(src) != 0) {  // the source still drops bots
+            ++still_failing;
             continue;
         }
         candidate.header.source = src;
         candidate.header.received_at_ms =
             util::parse_iso8601_ms(str(e, "receivedAt")).value_or(util::now_ms());
         candidate.json = simdjson::minify(ev);
-        const auto r = enf->second->apply(candidate, violations);
+        if (bot) candidate.header.flags |= event_flag_bot;
+        // A bot's event was dropped before its plan was checked: check it now.
+        const auto r = enf == enforcers_.end() ? admit::plan_result::valid
+                                               : enf->second->apply(candidate, violations);
         if (r == admit::plan_result::quarantined || r == admit::plan_result::blocked) {
             ++still_failing;
             continue;

@@ -236,6 +236,20 @@ class EnrichmentTest(unittest.TestCase):
         self.assertGreaterEqual(metric_value(d.metrics(), "switchyard_enrich_bots_total",
                                              {"reason": "crawler"}), 2)
 
+        # Replay: nothing while the source still drops bots; once it flags them, the event
+        # comes back (routed like any bot event) exactly once.
+        st, doc = d.api("POST", "/v1/quarantine/replay?reason=bot", "op-token")
+        self.assertEqual((st, doc["replayed"], doc["still_failing"]), (200, 0, 1), doc)
+        d.stop()
+        d.rewrite_config(text=d.config_text.replace("    bots: drop\n", "    bots: flag\n"))
+        d.start()
+        st, doc = d.api("POST", "/v1/quarantine/replay?reason=bot", "op-token")
+        self.assertEqual((st, doc["replayed"]), (200, 1), doc)
+        bots = by_id(d.wait_for_events(lambda e: "s1" in by_id(e), subdir="bots"))
+        self.assertEqual(bots["s1"]["context"]["bot"]["name"], "Googlebot")
+        st, doc = d.api("POST", "/v1/quarantine/replay?reason=bot", "op-token")
+        self.assertEqual((st, doc["replayed"], doc["already_replayed"]), (200, 0, 1), doc)
+
     def test_geo_privacy_anonymous_and_hot_reload(self):
         tmp = tempfile.mkdtemp(prefix="switchyard-geo-")
         self.addCleanup(shutil.rmtree, tmp, True)
