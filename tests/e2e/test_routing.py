@@ -302,7 +302,7 @@ class RoutingTest(unittest.TestCase):
         v6 = ipaddress.ip_network("2001:db8:1234:5678:9abc::1/48", strict=False).network_address
         self.assertEqual(ipaddress.ip_address(f2["context"]["ip"]), v6)
         self.assertEqual(f2["context"]["ip"], "2001:db8:1234::")
-        self.assertEqual(by_id["f-3"]["context"]["ip"], "::ffff:198.51.100.0")
+        self.assertEqual(by_id["f-3"]["context"]["ip"], "198.51.100.0")
         self.assertNotIn("ip", by_id["f-4"]["context"])  # not an address: removed
         self.assertEqual(by_id["f-4"]["anonymousId"], "anon-1")  # not in `hash`
         f5 = by_id["f-5"]["properties"]
