@@ -93,7 +93,8 @@ class UapCoreSuite : public ::testing::Test {
         cases_ = std::make_unique<std::array<std::vector<suite_case>, 3>>();
         for (std::size_t i = 0; i < suites.size(); ++i) (*cases_)[i] = load_cases(suites[i]);
         std::ofstream(failures_path, std::ios::trunc)
-            << "# uap-core suite cases our parser answers differently (see uap_core_suite_test.cc)\n";
+            << "# uap-core suite cases our parser answers differently (see "
+               "uap_core_suite_test.cc)\n";
     }
     static void TearDownTestSuite() {
         parser_.reset();
@@ -111,8 +112,7 @@ class UapCoreSuite : public ::testing::Test {
     // Whether an unsupported regex listed before the one that matched (or anywhere, if none
     // did) would have matched this UA: then the expected answer came from a regex RE2 could
     // not compile. Checked with std::regex (ECMAScript, like uap-core's reference parser).
-    static std::string unsupported_reason(const suite_def& s, const std::string& ua,
-                                          int matched) {
+    static std::string unsupported_reason(const suite_def& s, const std::string& ua, int matched) {
         const YAML::Node list = regexes_[s.section];
         std::string found;
         for (std::size_t i = 0; i < list.size(); ++i) {
@@ -155,12 +155,11 @@ class UapCoreSuite : public ::testing::Test {
             }
             const auto which = parser_->explain(c.ua);
             const int matched = which[k];
-            failures.push_back(std::string(s.file) + ":" + std::to_string(c.line) + ": " + diff +
-                               " [matched " +
-                               (matched < 0 ? std::string("no regex")
-                                            : std::string(s.section) + "[" +
-                                                  std::to_string(matched) + "]") +
-                               "; " + unsupported_reason(s, c.ua, matched) + "] UA: " + c.ua);
+            failures.push_back(
+                std::string(s.file) + ":" + std::to_string(c.line) + ": " + diff + " [matched " +
+                (matched < 0 ? std::string("no regex")
+                             : std::string(s.section) + "[" + std::to_string(matched) + "]") +
+                "; " + unsupported_reason(s, c.ua, matched) + "] UA: " + c.ua);
         }
         const double rate = cases.empty() ? 0 : 100.0 * passed / cases.size();
         std::printf("uap-core %s: %zu/%zu passed (%.2f%%); %zu cases longer than %zu bytes\n",
