@@ -9,6 +9,7 @@
 // Without the variable the events are generated into /tmp. Geo is included when
 // SWITCHYARD_BENCH_MMDB names a City database (the geo library's own bench covers lookups).
 #include "enrich/pipeline.h"
+#include "enrich/ua/ua_parser.h"
 
 #include <benchmark/benchmark.h>
 #include <simdjson.h>
@@ -18,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace {
@@ -133,5 +135,31 @@ BENCHMARK(BM_Enrich)
     ->Arg(campaign)
     ->Arg(referrer)
     ->Iterations(300'000);
+
+// The uap-core parse alone, uncached, over the mix's distinct user agents.
+void BM_UaParseUncached(benchmark::State& state) {
+    std::string err;
+    auto p = enrich::ua::parser::load("/usr/share/uap-core/regexes.yaml", {}, err);
+    if (!p) {
+        state.SkipWithError(err.c_str());
+        return;
+    }
+    std::vector<std::string_view> uas;
+    {
+        std::unordered_set<std::string_view> seen;
+        for (const auto& e : events())
+            if (e.has_ua && seen.insert(e.ua).second) uas.push_back(e.ua);
+    }
+    std::size_t i = 0;
+    for (auto _ : state) {
+        auto r = p->parse(uas[i]);
+        benchmark::DoNotOptimize(r.browser_family.data());
+        if (++i == uas.size()) i = 0;
+    }
+    state.counters["distinct_uas"] = static_cast<double>(uas.size());
+    state.SetItemsProcessed(state.iterations());
+}
+
+BENCHMARK(BM_UaParseUncached)->Iterations(50'000);
 
 }  // namespace
