@@ -72,12 +72,14 @@ const std::vector<owned_event>& events() {
     return evs;
 }
 
-enum which { all, user_agent, bots, geo, ip, campaign, referrer };
+// client_hints: user_agent, with the low-entropy context.userAgentData analytics.js sends from
+// Chromium browsers added to every event whose user agent says Chrome.
+enum which { all, user_agent, bots, geo, ip, campaign, referrer, client_hints };
 
 void BM_Enrich(benchmark::State& state) {
     const auto w = static_cast<which>(state.range(0));
     config::enrich_config c;
-    c.user_agent.enabled = w == all || w == user_agent;
+    c.user_agent.enabled = w == all || w == user_agent || w == client_hints;
     c.bots.enabled = w == all || w == bots;
     c.campaign.enabled = w == all || w == campaign;
     c.referrer.enabled = w == all || w == referrer;
@@ -105,6 +107,18 @@ void BM_Enrich(benchmark::State& state) {
         in.ip = evs[i].ip;
         in.page_url = evs[i].url;
         in.page_referrer = evs[i].referrer;
+    }
+    simdjson::dom::parser hints_doc;
+    simdjson::dom::element hints;
+    if (w == client_hints) {
+        hints = hints_doc.parse(std::string_view(
+            R"({"brands":[{"brand":"Not_A Brand","version":"8"},{"brand":"Chromium","version":"120"},)"
+            R"({"brand":"Google Chrome","version":"120"}],"mobile":false,"platform":"Windows"})"));
+        for (std::size_t k = 0; k < evs.size(); ++k) {
+            if (evs[k].ua.find("Chrome/") == std::string::npos) continue;
+            ins[k].user_agent_data = hints;
+            ins[k].has_user_agent_data = true;
+        }
     }
     enrich::event_output out;
     std::size_t i = 0;
@@ -134,6 +148,7 @@ BENCHMARK(BM_Enrich)
     ->Arg(ip)
     ->Arg(campaign)
     ->Arg(referrer)
+    ->Arg(client_hints)
     ->Iterations(300'000);
 
 // The uap-core parse alone, uncached, over the mix's distinct user agents.
