@@ -2,6 +2,7 @@
 // so every error has a line and column) compiled into plan_data. Runs at start-up and reload,
 // never on the ingest path; yaml-cpp reports syntax errors by exception, caught here.
 #include "plan/schema.h"
+#include "util/fs.h"
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -1085,14 +1086,12 @@ std::shared_ptr<const compiled_plan> load_plan(const std::vector<std::string>& f
         return nullptr;
     }
     for (const auto& f : files) {
-        std::ifstream in(f, std::ios::binary);
-        if (!in) {
-            errors.push_back(fmt::format("{}: cannot read: {}", f, std::strerror(errno)));
+        std::string text, err;
+        if (!util::read_file(f, text, err)) {
+            errors.push_back(std::move(err));
             continue;
         }
-        std::stringstream ss;
-        ss << in.rdbuf();
-        b.add_document(f, ss.str());
+        b.add_document(f, std::move(text));
     }
     std::string fallback = name.empty() ? stem_of(files.front()) : std::string(name);
     auto plan = b.finish(fallback);

@@ -1,7 +1,10 @@
 #include "util/fs.h"
 
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
+#include <fstream>
+#include <sstream>
 #include <unistd.h>
 
 namespace switchyard::util {
@@ -15,6 +18,22 @@ std::error_code fsync_dir(const std::filesystem::path& dir) {
     if (::fsync(fd) != 0) ec = last_errno();
     ::close(fd);
     return ec;
+}
+
+bool read_file(const std::string& path, std::string& out, std::string& err) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        err = path + ": cannot read: " + std::strerror(errno);
+        return false;
+    }
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (in.bad()) {
+        err = path + ": cannot read: " + std::strerror(errno);
+        return false;
+    }
+    out = std::move(ss).str();
+    return true;
 }
 
 }  // namespace switchyard::util

@@ -1,5 +1,7 @@
 #include "enrich/bots/bots.h"
 
+#include "util/fs.h"
+
 #include <algorithm>
 #include <array>
 #include <fstream>
@@ -119,14 +121,9 @@ std::size_t detector::pattern_count() const noexcept { return impl_->entries.siz
 
 std::unique_ptr<detector> detector::load(const std::string& path,
                                          const std::vector<std::string>& extra, std::string& err) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        err = path + ": cannot open";
-        return nullptr;
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    return build(text.str(), path, extra, err);
+    std::string text;
+    if (!util::read_file(path, text, err)) return nullptr;
+    return build(text, path, extra, err);
 }
 
 std::unique_ptr<detector> detector::from_text(std::string_view tsv,

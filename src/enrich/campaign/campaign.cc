@@ -1,5 +1,7 @@
 #include "enrich/campaign/campaign.h"
 
+#include "util/fs.h"
+
 #include <simdjson.h>
 
 #include <array>
@@ -349,14 +351,9 @@ std::string_view to_string(referrer_medium m) noexcept {
 
 std::unique_ptr<referrer_classifier> referrer_classifier::load(const std::string& path,
                                                                std::string& err) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        err = path + ": cannot open";
-        return nullptr;
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    return parse(text.str(), path, err);
+    std::string text;
+    if (!util::read_file(path, text, err)) return nullptr;
+    return parse(text, path, err);
 }
 
 std::unique_ptr<referrer_classifier> referrer_classifier::from_text(std::string_view tsv,

@@ -29,6 +29,8 @@
 // every UA.
 #include "enrich/ua/ua_parser.h"
 
+#include "util/fs.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -1572,18 +1574,9 @@ parser::parser(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 parser::~parser() = default;
 
 std::shared_ptr<const parser> parser::load(const std::string& path, options o, std::string& err) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        err = path + ": cannot open: " + std::strerror(errno);
-        return nullptr;
-    }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) {
-        err = path + ": cannot read: " + std::strerror(errno);
-        return nullptr;
-    }
-    return from_text(ss.str(), path, o, err);
+    std::string text;
+    if (!util::read_file(path, text, err)) return nullptr;
+    return from_text(text, path, o, err);
 }
 
 std::shared_ptr<const parser> parser::from_text(std::string_view yaml, std::string_view name,

@@ -619,7 +619,7 @@ TEST(BotLoad, ErrorsNameTheLine) {
 TEST(BotLoad, FileErrors) {
     std::string err;
     EXPECT_EQ(detector::load("/nonexistent/crawlers.tsv", {}, err), nullptr);
-    EXPECT_EQ(err, "/nonexistent/crawlers.tsv: cannot open");
+    EXPECT_EQ(err, "/nonexistent/crawlers.tsv: cannot read: No such file or directory");
 
     auto dir = std::filesystem::temp_directory_path() /
                ("switchyard-bots-test-" + std::to_string(::getpid()));
