@@ -154,7 +154,12 @@ class KafkaLogTest(unittest.TestCase):
         self.assertNotIn(None, s.retry_after_seen)
         m = d.metrics()
         self.assertEqual(metric_value(m, "switchyard_kafka_log_available"), 0)
-        self.assertGreater(metric_value(m, "switchyard_kafka_log_refused_appends_total"), 0)
+        # Each 503 is counted either as an append refused at once (brokers known down, between
+        # probes) or as records the brokers did not acknowledge in time (a probe, or an append
+        # made before librdkafka noticed); which one depends on timing.
+        self.assertGreater(
+            metric_value(m, "switchyard_kafka_log_refused_appends_total") +
+            metric_value(m, "switchyard_kafka_log_failed_records_total"), 0)
         for b in (1, 2, 3):
             self.kafka.cmd(f"up {b}")
 
