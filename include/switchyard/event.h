@@ -24,9 +24,13 @@ event_type event_type_from_string(std::string_view s) noexcept;
 
 // What a log record holds. Destinations receive `event` records; `quarantine` records carry
 // events that failed decoding or validation, with the reason, and go to the quarantine store.
+// `identity_link` and `deletion` records are produced by the identity stage; destinations
+// receive them when configured to (`identity_links`, `deletions`).
 enum class record_kind : std::uint8_t {
     event = 0,
     quarantine = 1,
+    identity_link = 2,  // two identifiers were linked to one person (identity stitching)
+    deletion = 3,       // a person was deleted: destinations that support it remove their data
 };
 
 // event_header::flags bits. Stored in log records: never renumber.

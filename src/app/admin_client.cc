@@ -1,6 +1,8 @@
 #include "app/admin_client.h"
 
 #include "http/net.h"
+#include "util/json.h"
+#include "util/url.h"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -157,6 +159,66 @@ int cli_quarantine(const config::config& cfg, const std::string& action, const s
     if (!query.empty()) target += "?" + query;
     auto r = admin_request(cfg, method, target);
     if (r.status != 200) return report_failure(r);
+    std::cout << r.body << '\n';
+    return 0;
+}
+
+int cli_identity(const config::config& cfg, const identity_cli_args& a) {
+    std::string query, body = "{";
+    int named = 0;
+    for (const auto& [k, v] : a.ids) {
+        if (v.empty()) continue;
+        ++named;
+        query += (query.empty() ? "" : "&") + k + "=" + util::percent_encode(v);
+        if (body.size() > 1) body += ',';
+        util::append_json_string(body, k);
+        body += ':';
+        util::append_json_string(body, v);
+    }
+    auto field = [&](std::string_view k, const std::string& v) {
+        if (v.empty()) return;
+        if (body.size() > 1) body += ',';
+        util::append_json_string(body, k);
+        body += ':';
+        util::append_json_string(body, v);
+    };
+    field("requestedBy", a.requested_by);
+    field("reason", a.reason);
+    const bool needs_id = a.action == "person" || a.action == "suppress" ||
+                          a.action == "unsuppress" || a.action == "delete";
+    if (needs_id && named != 1) {
+        std::cerr << "identity " << a.action
+                  << ": name exactly one of --user-id, --anonymous-id, --device-id, --person-id\n";
+        return 2;
+    }
+    admin_reply r;
+    if (a.action == "person") {
+        r = admin_request(cfg, "GET", "/v1/identity/persons?" + query);
+    } else if (a.action == "suppressions") {
+        r = admin_request(cfg, "GET", "/v1/identity/suppressions");
+    } else if (a.action == "suppress") {
+        r = admin_request(cfg, "POST", "/v1/identity/suppressions", body + "}");
+    } else if (a.action == "unsuppress") {
+        r = admin_request(cfg, "DELETE", "/v1/identity/suppressions?" + query);
+    } else if (a.action == "delete") {
+        if (a.requested_by.empty()) {
+            std::cerr << "identity delete: --requested-by is required (the audit trail records "
+                         "who asked)\n";
+            return 2;
+        }
+        body += a.suppress ? ",\"suppress\":true}" : ",\"suppress\":false}";
+        r = admin_request(cfg, "POST", "/v1/identity/deletions", body);
+    } else if (a.action == "deletions") {
+        r = admin_request(
+            cfg, "GET",
+            "/v1/identity/deletions" +
+                (a.request_id.empty() ? std::string() : "/" + util::percent_encode(a.request_id)));
+    } else {
+        std::cerr << "unknown identity action '" << a.action
+                  << "' (person, suppressions, suppress, unsuppress, delete, deletions)\n";
+        return 2;
+    }
+    if (r.status < 200 || r.status >= 300) return report_failure(r);
     std::cout << r.body << '\n';
     return 0;
 }

@@ -3,6 +3,8 @@
 #include "config/config.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace switchyard::app {
 
@@ -22,6 +24,15 @@ int cli_destinations(const config::config& cfg, bool json);
 int cli_dlq(const config::config& cfg, const std::string& action, const std::string& destination,
             const std::string& query, bool json);
 int cli_reload(const config::config& cfg);
+struct identity_cli_args {
+    std::string action;
+    std::vector<std::pair<std::string, std::string>> ids;  // userId/anonymousId/… → value
+    std::string requested_by;
+    std::string reason;
+    bool suppress = true;
+    std::string request_id;
+};
+int cli_identity(const config::config& cfg, const identity_cli_args& a);
 int cli_quarantine(const config::config& cfg, const std::string& action, const std::string& query);
 
 }  // namespace switchyard::app

@@ -3,6 +3,7 @@
 #include "admit/dedup.h"
 #include "admit/plan_enforcer.h"
 #include "app/delivery_manager.h"
+#include "app/identity_api.h"
 #include "app/quarantine_api.h"
 #include "delivery/worker.h"
 #include "destinations/file/file_destination.h"
@@ -11,6 +12,7 @@
 #include "http/admin.h"
 #include "http/net.h"
 #include "http/server.h"
+#include "identity/service.h"
 #include "log/cursor_store.h"
 #include "log/kafka/kafka_log.h"
 #include "log/kafka/kafka_reader.h"
@@ -39,6 +41,83 @@
 namespace switchyard::app {
 
 namespace {
+
+// Identity metrics, read from the graph and store counters at scrape time.
+void register_identity_metrics(telemetry::metrics& m, identity::service& ids) {
+    auto& lookups = m.counters("switchyard_identity_lookups_total",
+                               "Identifier lookups (per event: its ids, and their links).")
+                        .Add({});
+    auto& hits = m.counters("switchyard_identity_cache_hits_total",
+                            "Lookups answered from the in-memory cache (no store I/O).")
+                     .Add({});
+    auto& reads = m.counters("switchyard_identity_store_reads_total",
+                             "Cold lookups that read the identity store.")
+                      .Add({});
+    auto& ratio =
+        m.gauges("switchyard_identity_cache_hit_ratio", "Cache hits / lookups since start.")
+            .Add({});
+    auto& links = m.counters("switchyard_identity_links_total",
+                             "Links made (two persons became one); each emits an identity_link "
+                             "record.")
+                      .Add({});
+    auto& refused_family = m.counters("switchyard_identity_links_refused_total",
+                                      "Links refused by a merge guard, by reason.");
+    auto& ref_users = refused_family.Add({{"reason", "max_user_ids_per_id"}});
+    auto& ref_ids = refused_family.Add({{"reason", "max_ids_per_person"}});
+    auto& ref_long = refused_family.Add({{"reason", "id_too_long"}});
+    auto& errors = m.counters("switchyard_identity_errors_total",
+                              "Events whose identity could not be resolved because the store "
+                              "failed (stored anyway, context.identity.resolved false).")
+                       .Add({});
+    auto& forgotten_family =
+        m.counters("switchyard_identity_persons_forgotten_total",
+                   "Persons removed from the identity store, by cause (deletion, retention).");
+    auto& f_del = forgotten_family.Add({{"cause", "deletion"}});
+    auto& f_ret = forgotten_family.Add({{"cause", "retention"}});
+    auto& cache_entries =
+        m.gauges("switchyard_identity_cache_entries", "Lookups held in the cache.").Add({});
+    auto& suppressed =
+        m.gauges("switchyard_identity_suppressed_ids", "Ids on the suppression list.").Add({});
+    auto& store_keys =
+        m.gauges("switchyard_identity_store_keys", "Entries in the identity store (LMDB).").Add({});
+    auto& store_bytes =
+        m.gauges("switchyard_identity_store_bytes", "Bytes used by the identity store (LMDB).")
+            .Add({});
+    auto& store_errors = m.counters("switchyard_identity_store_errors_total",
+                                    "Identity store operations that failed.")
+                             .Add({});
+    auto& conflicts = m.counters("switchyard_identity_store_conflicts_total",
+                                 "Store transactions re-run after a concurrent change (Redis).")
+                          .Add({});
+    m.on_scrape(
+        [&, last = identity::graph_stats{}, last_store = identity::store::stats_t{}]() mutable {
+            auto s = ids.ids().stats();
+            auto d = [](std::uint64_t now, std::uint64_t before) {
+                return static_cast<double>(now >= before ? now - before : 0);
+            };
+            lookups.Increment(d(s.lookups, last.lookups));
+            hits.Increment(d(s.cache_hits, last.cache_hits));
+            reads.Increment(d(s.store_reads, last.store_reads));
+            ratio.Set(s.lookups ? static_cast<double>(s.cache_hits) / static_cast<double>(s.lookups)
+                                : 0.0);
+            links.Increment(d(s.links, last.links));
+            ref_users.Increment(d(s.refused_max_user_ids, last.refused_max_user_ids));
+            ref_ids.Increment(d(s.refused_max_ids, last.refused_max_ids));
+            ref_long.Increment(d(s.refused_too_long, last.refused_too_long));
+            errors.Increment(d(s.errors, last.errors));
+            f_ret.Increment(d(s.expired, last.expired));
+            f_del.Increment(d(s.forgotten - s.expired, last.forgotten - last.expired));
+            cache_entries.Set(static_cast<double>(s.cache_entries));
+            suppressed.Set(static_cast<double>(ids.suppressions().size()));
+            auto st = ids.ids().backing_store().stats();
+            store_keys.Set(static_cast<double>(st.keys));
+            store_bytes.Set(static_cast<double>(st.bytes_used));
+            store_errors.Increment(d(st.errors, last_store.errors));
+            conflicts.Increment(d(st.conflicts, last_store.conflicts));
+            last = s;
+            last_store = st;
+        });
+}
 
 constexpr std::string_view quarantine_worker = "_quarantine";
 
@@ -317,6 +396,53 @@ int run(const config::config& initial, const std::string& config_path) {
         });
     }
 
+    // Identity: graph, suppression list and deletion audit over one store (every role: the
+    // operator API answers identity questions everywhere; collectors stitch at admission).
+    std::unique_ptr<identity::service> identity;
+    if (cfg.identity.enabled) {
+        identity::service_options io;
+        const auto& ic = cfg.identity;
+        io.backend = ic.store;
+        io.lmdb.dir = cfg.identity_dir();
+        io.lmdb.max_bytes = ic.lmdb.max_size.bytes;
+        io.lmdb.sync = ic.lmdb.sync;
+        io.redis.host = ic.redis.host;
+        io.redis.port = static_cast<int>(ic.redis.port);
+        io.redis.unix_socket = ic.redis.unix_socket;
+        io.redis.password = ic.redis.password;
+        io.redis.database = static_cast<int>(ic.redis.database);
+        io.redis.key_prefix = ic.redis.key_prefix;
+        io.redis.timeout = ic.redis.timeout;
+        io.redis.pool_size = ic.redis.pool_size;
+        io.graph.max_user_ids_per_id = ic.max_user_ids_per_id;
+        io.graph.max_ids_per_person = ic.max_ids_per_person;
+        io.graph.max_id_bytes = ic.max_id_length;
+        io.graph.cache_size = ic.cache_size;
+        io.graph.cache_ttl = ic.cache_ttl;
+        io.graph.ttl = std::chrono::duration_cast<std::chrono::seconds>(ic.ttl);
+        io.graph.max_ids = ic.max_ids;
+        io.link_device_ids = ic.link_device_ids;
+        io.suppression_refresh = ic.suppression_refresh;
+        io.sweep_interval = ic.sweep_interval;
+        io.audit_file = cfg.identity_dir() / "deletions.ndjson";
+        if (ic.store == "redis") {
+            io.audit_file =
+                std::filesystem::path(cfg.data_dir) / "identity-audit" / "deletions.ndjson";
+        }
+        std::string err;
+        identity = identity::service::open(io, err);
+        if (!identity) {
+            spdlog::critical("{}", err);
+            close_log();
+            return 2;
+        }
+        identity->start();
+        spdlog::info("Identity: store {}, {} suppressed id(s), {} deletion request(s) on record.",
+                     identity->ids().backing_store().describe(), identity->suppressions().size(),
+                     identity->audit().list().size());
+        register_identity_metrics(metrics, *identity);
+    }
+
     // Delivery: one worker per destination plus the quarantine writer.
     std::function<delivery_manager::reader_ptr(const std::string&)> readers;
     if (use_kafka) {
@@ -335,6 +461,26 @@ int run(const config::config& initial, const std::string& config_path) {
     }
     delivery_manager deliveries(local_log.get(), std::move(readers), cursors, cfg.data_dir, metrics,
                                 deliver);
+    if (identity) {
+        deliveries.set_deletion_confirmer([&identity](std::string_view dest, const event_view& v) {
+            auto id = identity::deletion_audit::request_id(v.message_id);
+            if (!id) return;
+            if (auto ec = identity->audit().confirm(*id, dest, util::now_ms())) {
+                spdlog::error("Identity: cannot record that {} confirmed deletion {}: {}.", dest,
+                              *id, ec.message());
+            }
+        });
+    }
+    std::mutex deletion_dests_mu;
+    std::vector<std::string> deletion_dests;
+    auto set_deletion_dests = [&](const config::config& c) {
+        std::lock_guard g(deletion_dests_mu);
+        deletion_dests.clear();
+        for (const auto& d : c.destinations) {
+            if (d.deletions) deletion_dests.push_back(d.name);
+        }
+    };
+    set_deletion_dests(cfg);
     {
         config::errors errs(config_path);
         spdlog::info("Destinations: {}.", deliveries.apply(cfg, errs));
@@ -363,6 +509,7 @@ int run(const config::config& initial, const std::string& config_path) {
             return "reload refused: " + summary + "; " + plans_summary;
         }
         summary += "; " + plans_summary;
+        set_deletion_dests(next);
         if (reload_enrich) summary += "; " + reload_enrich();
         spdlog::info(
             "Config reloaded: destinations {}. Changes outside `destinations` and plan "
@@ -454,6 +601,7 @@ int run(const config::config& initial, const std::string& config_path) {
     ho.retry_after = std::chrono::duration_cast<std::chrono::seconds>(cfg.log.retry_after);
     if (ho.retry_after.count() < 1) ho.retry_after = std::chrono::seconds(1);
     ho.dedup = dedup.get();
+    if (ingest) ho.identity = identity.get();
     // Enrichment, loaded once; the geo databases reopen themselves when their files change.
     std::unique_ptr<enrich::pipeline> enricher;
     if (ingest && cfg.enrich.enabled) {
@@ -533,10 +681,16 @@ int run(const config::config& initial, const std::string& config_path) {
     }
     quarantine_api quarantine(cfg.quarantine_dir(), appender, std::move(by_source),
                               std::move(bot_drop_sources));
-    deliveries.set_extra_routes(
-        [&quarantine](std::string_view m, std::string_view p, std::string_view q) {
-            return quarantine.call(m, p, q);
-        });
+    identity_api identity_ops(identity.get(), appender, [&] {
+        std::lock_guard g(deletion_dests_mu);
+        return deletion_dests;
+    });
+    deliveries.set_extra_routes([&quarantine, &identity_ops](std::string_view m, std::string_view p,
+                                                             std::string_view q,
+                                                             std::string_view body) {
+        if (auto r = identity_ops.call(m, p, q, body)) return r;
+        return quarantine.call(m, p, q);
+    });
     reload_plans = [&enforcers](const config::config& next) {
         std::vector<std::string> errs;
         auto fresh = load_plans(next, errs);

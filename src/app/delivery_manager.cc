@@ -1,5 +1,6 @@
 #include "app/delivery_manager.h"
 
+#include "app/operator_reply.h"
 #include "destinations/file/file_destination.h"
 #include "destinations/registry.h"
 #include "route/route.h"
@@ -21,16 +22,6 @@ namespace {
 constexpr std::string_view quarantine_name = "_quarantine";
 
 using util::parse_query;
-
-http::operator_backend::reply error_reply(unsigned status, std::string_view code,
-                                          std::string_view message) {
-    std::string j = "{\"error\":";
-    util::append_json_string(j, code);
-    j += ",\"message\":";
-    util::append_json_string(j, message);
-    j += '}';
-    return {status, std::move(j)};
-}
 
 // Builds a dead-letter filter from query parameters; false + message on a bad value.
 bool read_filter(const std::map<std::string, std::string>& q, delivery::dead_letter_filter& f,
@@ -173,6 +164,17 @@ std::unique_ptr<delivery_manager::entry> delivery_manager::build(
     wo.breaker_cooldown = d.breaker_cooldown;
     wo.breaker_cooldown_max = d.breaker_cooldown_max;
     wo.max_lag_events = d.max_lag_events;
+    wo.kinds.clear();
+    if (d.events) wo.kinds.push_back(record_kind::event);
+    if (d.identity_links) wo.kinds.push_back(record_kind::identity_link);
+    if (d.deletions) {
+        wo.kinds.push_back(record_kind::deletion);
+        if (confirm_) {
+            wo.on_delivered = [confirm = confirm_, name = d.name](const event_view& v) {
+                confirm(name, v);
+            };
+        }
+    }
     wo.when_lagging = d.when_lagging == "drop_oldest" ? delivery::lag_policy::drop_oldest
                                                       : delivery::lag_policy::block;
     if (d.rules) {
@@ -402,7 +404,7 @@ std::string delivery_manager::destinations_json() {
 
 http::operator_backend::reply delivery_manager::call(std::string_view method, std::string_view path,
                                                      std::string_view query,
-                                                     std::string_view /*body*/) {
+                                                     std::string_view body) {
     if (path == "/v1/destinations" || path == "/v1/destinations/") {
         if (method != "GET") return error_reply(405, "method_not_allowed", "use GET");
         return {200, destinations_json()};
@@ -417,7 +419,7 @@ http::operator_backend::reply delivery_manager::call(std::string_view method, st
         return {200, std::move(j)};
     }
     if (extra_) {
-        if (auto r = extra_(method, path, query)) return std::move(*r);
+        if (auto r = extra_(method, path, query, body)) return std::move(*r);
     }
     constexpr std::string_view prefix = "/v1/destinations/";
     if (path.substr(0, prefix.size()) != prefix) {

@@ -51,9 +51,14 @@ class delivery_manager final : public http::operator_backend {
     // Asks the owner to reload the config file (set by app::run; used by POST /v1/reload).
     void set_reloader(std::function<std::string()> f) { reloader_ = std::move(f); }
     // Other operator routes (e.g. /v1/quarantine) tried before answering 404; set at start-up.
-    using extra_routes = std::function<std::optional<reply>(
-        std::string_view method, std::string_view path, std::string_view query)>;
+    using extra_routes =
+        std::function<std::optional<reply>(std::string_view method, std::string_view path,
+                                           std::string_view query, std::string_view body)>;
     void set_extra_routes(extra_routes f) { extra_ = std::move(f); }
+    // Told when a destination delivered a deletion record (destination name, the record);
+    // set at start-up, before apply(). Called on sender threads.
+    using deletion_confirmer = std::function<void(std::string_view, const event_view&)>;
+    void set_deletion_confirmer(deletion_confirmer f) { confirm_ = std::move(f); }
 
     reply call(std::string_view method, std::string_view path, std::string_view query,
                std::string_view body) override;
@@ -92,6 +97,7 @@ class delivery_manager final : public http::operator_backend {
     telemetry::metrics& metrics_;
     std::function<std::string()> reloader_;
     extra_routes extra_;
+    deletion_confirmer confirm_;
 
     // Entries are shared so the operator API and metrics can use one after dropping mu_ (a
     // dead-letter rewrite must never hold the lock that other destinations' commits need).

@@ -1,30 +1,11 @@
 #include "app/admin_client.h"
 #include "app/app.h"
 #include "plan/cli.h"
+#include "util/url.h"
 
 #include <CLI/CLI.hpp>
 
 #include <iostream>
-
-namespace {
-
-std::string url_encode(const std::string& s) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ',' ||
-            c == ':') {
-            out.push_back(static_cast<char>(c));
-        } else {
-            out.push_back('%');
-            out.push_back(hex[c >> 4]);
-            out.push_back(hex[c & 15]);
-        }
-    }
-    return out;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
     CLI::App cli{"Switchyard: a self-hosted clickstream collector and event router."};
@@ -111,6 +92,29 @@ int main(int argc, char** argv) {
     quarantine->add_option("--ids", q_ids, "Only these messageIds (comma-separated; replay).");
     quarantine->add_option("--limit", q_limit, "At most this many entries, newest (list).");
 
+    std::string i_action, i_user, i_anon, i_device, i_person, i_by, i_reason, i_id;
+    bool i_no_suppress = false;
+    auto* ident = cli.add_subcommand(
+        "identity",
+        "Identity stitching, suppression and deletion requests (operator API, admin.token): "
+        "person | suppressions | suppress | unsuppress | delete | deletions.");
+    ident
+        ->add_option("action", i_action,
+                     "person | suppressions | suppress | unsuppress | delete | deletions")
+        ->required();
+    ident->add_option("-c,--config", config_path, "Config file of the running daemon.")
+        ->capture_default_str();
+    ident->add_option("--user-id", i_user, "The userId to act on.");
+    ident->add_option("--anonymous-id", i_anon, "The anonymousId to act on.");
+    ident->add_option("--device-id", i_device, "The device id (context.device.id) to act on.");
+    ident->add_option("--person-id", i_person, "A canonical person id (a userId).");
+    ident->add_option("--requested-by", i_by,
+                      "Who asks (recorded in the audit trail; required for delete).");
+    ident->add_option("--reason", i_reason, "Why (recorded with the request).");
+    ident->add_flag("--no-suppress", i_no_suppress,
+                    "delete: do not also suppress the person's future events.");
+    ident->add_option("--id", i_id, "deletions: show one deletion request.");
+
     CLI11_PARSE(cli, argc, argv);
 
     if (*plan_lint) return switchyard::plan::plan_lint(plan_files);
@@ -125,11 +129,25 @@ int main(int argc, char** argv) {
     if (!switchyard::app::load(config_path, cfg)) return 2;
     if (*dests) return switchyard::app::cli_destinations(cfg, json);
     if (*reload) return switchyard::app::cli_reload(cfg);
+    if (*ident) {
+        switchyard::app::identity_cli_args a;
+        a.action = i_action;
+        a.ids = {{"userId", i_user},
+                 {"anonymousId", i_anon},
+                 {"deviceId", i_device},
+                 {"personId", i_person}};
+        a.requested_by = i_by;
+        a.reason = i_reason;
+        a.suppress = !i_no_suppress;
+        a.request_id = i_id;
+        return switchyard::app::cli_identity(cfg, a);
+    }
     if (*quarantine) {
         std::string q;
         auto add = [&](const char* k, const std::string& v) {
             if (v.empty()) return;
-            q += (q.empty() ? "" : "&") + std::string(k) + "=" + url_encode(v);
+            q +=
+                (q.empty() ? "" : "&") + std::string(k) + "=" + switchyard::util::percent_encode(v);
         };
         add("reason", q_reason);
         add("source", q_source);
@@ -141,7 +159,8 @@ int main(int argc, char** argv) {
         std::string q;
         auto add = [&](const char* k, const std::string& v) {
             if (v.empty()) return;
-            q += (q.empty() ? "" : "&") + std::string(k) + "=" + url_encode(v);
+            q +=
+                (q.empty() ? "" : "&") + std::string(k) + "=" + switchyard::util::percent_encode(v);
         };
         add("kind", kind);
         add("reason", reason);

@@ -1,5 +1,6 @@
 #include "app/quarantine_api.h"
 
+#include "app/operator_reply.h"
 #include "util/fs.h"
 #include "util/json.h"
 #include "util/time.h"
@@ -19,16 +20,6 @@
 
 namespace switchyard::app {
 namespace {
-
-http::operator_backend::reply error_reply(unsigned status, std::string_view code,
-                                          std::string_view message) {
-    std::string j = "{\"error\":";
-    util::append_json_string(j, code);
-    j += ",\"message\":";
-    util::append_json_string(j, message);
-    j += '}';
-    return {status, std::move(j)};
-}
 
 bool replayable(std::string_view reason) {
     return reason == "plan_violation" || reason == "plan_blocked" || reason == "bot";

@@ -18,6 +18,11 @@ std::filesystem::path config::log_dir() const {
                            : std::filesystem::path(log.dir);
 }
 
+std::filesystem::path config::identity_dir() const {
+    return identity.lmdb.path.empty() ? std::filesystem::path(data_dir) / "identity"
+                                      : std::filesystem::path(identity.lmdb.path);
+}
+
 std::filesystem::path config::quarantine_dir() const {
     return quarantine.path.empty() ? std::filesystem::path(data_dir) / "quarantine"
                                    : std::filesystem::path(quarantine.path);
@@ -119,6 +124,91 @@ void read_enrich(map_reader& root, enrich_config& c) {
           "Request header that asks for anonymous mode (any value, Snowplow's SP-Anonymous): "
           "the IP is removed and only geo.anonymous_fields are kept. Empty disables it.");
     e.finish();
+}
+
+void read_identity(map_reader& root, identity_config& c) {
+    auto e = root.child("identity",
+                        "Identity stitching (context.identity, identity_link records), the "
+                        "suppression list and deletion requests (docs/identity.md).");
+    e.get("enabled", c.enabled,
+          "Resolve every event's person at admission and honour the suppression list; false "
+          "stores events without context.identity (the operator API's identity routes answer "
+          "503).");
+    e.get("store", c.store,
+          "lmdb: embedded, durable, one node (or one collector); redis: shared by several "
+          "collector nodes.");
+    {
+        auto s = e.child("lmdb", "The embedded store (identity.store: lmdb).");
+        s.get("path", c.lmdb.path,
+              "Directory of the LMDB environment; default <data_dir>/identity.");
+        s.get("max_size", c.lmdb.max_size,
+              "Upper bound of the store file (LMDB map size); links fail (counted, events still "
+              "stored) when it is full, so keep it above max_ids × ~300 B.");
+        s.get("sync", c.lmdb.sync,
+              "fsync every link commit; false leaves flushing to the OS (a process crash loses "
+              "nothing, an OS crash may lose recent links).");
+        s.finish();
+    }
+    {
+        auto s = e.child("redis", "The shared store (identity.store: redis).");
+        auto& r = c.redis;
+        s.get("host", r.host, "Redis host.");
+        s.get("port", r.port, "Redis port.");
+        s.get("unix_socket", r.unix_socket, "Unix socket path, used instead of host/port.");
+        s.get("password", r.password, "AUTH password; empty: none.");
+        s.get("database", r.database, "Database number (SELECT).");
+        s.get("key_prefix", r.key_prefix, "Prefix of every key Switchyard writes.");
+        s.get("timeout", r.timeout, "Connect and per-command timeout.");
+        s.get("pool_size", r.pool_size, "Connections kept open.");
+        s.finish();
+        if (!s.describing() && (r.port == 0 || r.port > 65535)) {
+            root.errs().add(s.mark(), "identity.redis.port: must be 1..65535");
+        }
+    }
+    e.get("max_user_ids_per_id", c.max_user_ids_per_id,
+          "Merge guard: an anonymous or device id joins at most this many distinct user ids "
+          "(shared kiosks); further links are refused and counted.");
+    e.get("max_ids_per_person", c.max_ids_per_person,
+          "Merge guard: most ids one person may hold; a link beyond it is refused and counted.");
+    e.get("max_id_length", c.max_id_length,
+          "Longer ids are attributed to themselves and never stored or linked.");
+    e.get("link_device_ids", c.link_device_ids,
+          "Link context.device.id to the event's userId (or anonymousId).");
+    e.get("cache_size", c.cache_size,
+          "Ids whose lookups are cached in memory (all threads); hot ids never touch the store.");
+    c.cache_ttl_set = e.has("cache_ttl");
+    e.get("cache_ttl", c.cache_ttl,
+          "How long a cached lookup is trusted; 0 = until this process changes it. Default 0 "
+          "with lmdb, 5s with redis (other nodes' merges show within it).");
+    e.get("ttl", c.ttl,
+          "A person none of whose ids was seen for this long is forgotten; 0 = never.");
+    e.get("max_ids", c.max_ids,
+          "When more ids are stored, the least recently seen persons are forgotten.");
+    e.get("sweep_interval", c.sweep_interval, "How often ttl and max_ids are applied.");
+    e.get("suppression_refresh", c.suppression_refresh,
+          "How often the suppression list is re-read for changes made on other nodes.");
+    e.finish();
+    if (e.describing()) return;
+    if (c.store != "lmdb" && c.store != "redis") {
+        root.errs().add(e.mark(),
+                        fmt::format("identity.store: '{}' is not lmdb or redis", c.store));
+    }
+    if (c.max_user_ids_per_id < 1) {
+        root.errs().add(e.mark(), "identity.max_user_ids_per_id: must be at least 1");
+    }
+    if (c.max_ids_per_person < 2) {
+        root.errs().add(e.mark(), "identity.max_ids_per_person: must be at least 2");
+    }
+    if (c.max_id_length < 1 || c.max_id_length > 400) {
+        root.errs().add(e.mark(), "identity.max_id_length: must be 1..400");
+    }
+    if (c.sweep_interval.count() < 1000) {
+        root.errs().add(e.mark(), "identity.sweep_interval: must be at least 1s");
+    }
+    if (c.suppression_refresh.count() < 100) {
+        root.errs().add(e.mark(), "identity.suppression_refresh: must be at least 100ms");
+    }
+    if (!c.cache_ttl_set && c.store == "redis") c.cache_ttl = duration(5000);
 }
 
 }  // namespace
@@ -334,6 +424,7 @@ void read_config(map_reader& root, config& c) {
         }
     }
     read_enrich(root, c.enrich);
+    read_identity(root, c.identity);
     {
         auto s = root.child("log", "The durable event log between ingest and delivery.");
         auto& v = c.log;
@@ -472,6 +563,15 @@ void read_config(map_reader& root, config& c) {
                       "Destination name; also its cursor's name, so keep it stable.");
             s.require("type", d.type, "Destination type (file, ...).");
             s.get("batch_max_events", d.batch_max_events, "Most events per delivery batch.");
+            s.get("events", d.events,
+                  "Receive events; false makes a destination for identity_link and/or deletion "
+                  "records only.");
+            s.get("identity_links", d.identity_links,
+                  "Also receive identity_link records (two ids joined one person; see "
+                  "docs/identity.md).");
+            s.get("deletions", d.deletions,
+                  "Receive deletion records (a person was deleted) and confirm them in the "
+                  "deletion audit trail once delivered.");
             s.get("batch_max_bytes", d.batch_max_bytes, "Most bytes per delivery batch.");
             s.get("batch_max_wait", d.batch_max_wait,
                   "How long a partial batch waits for more events before it is sent.");

@@ -146,12 +146,47 @@ struct log_config {
     durability_policy policy = durability_policy::fsync;
 };
 
+// Identity stitching, suppression and deletion (docs/identity.md).
+struct identity_config {
+    bool enabled = true;
+    std::string store = "lmdb";  // lmdb | redis
+    struct lmdb_block {
+        std::string path;  // default <data_dir>/identity
+        byte_size max_size{1ULL << 30};
+        bool sync = true;
+    } lmdb;
+    struct redis_block {
+        std::string host = "127.0.0.1";
+        std::uint64_t port = 6379;
+        std::string unix_socket;
+        std::string password;
+        std::uint64_t database = 0;
+        std::string key_prefix = "switchyard:identity:";
+        duration timeout{500};
+        std::uint64_t pool_size = 8;
+    } redis;
+    std::uint64_t max_user_ids_per_id = 1;
+    std::uint64_t max_ids_per_person = 1000;
+    std::uint64_t max_id_length = 256;
+    bool link_device_ids = true;
+    std::uint64_t cache_size = 200'000;
+    duration cache_ttl{0};  // 0: lmdb trusts its cache; redis default set in read_config
+    bool cache_ttl_set = false;
+    duration ttl{400ULL * 24 * 3600 * 1000};
+    std::uint64_t max_ids = 10'000'000;
+    duration sweep_interval{600'000};
+    duration suppression_refresh{2000};
+};
+
 struct destination_config {
     std::string name;
     std::string type;
     std::uint64_t batch_max_events = 500;
     byte_size batch_max_bytes{4ULL << 20};
     duration batch_max_wait{200};
+    bool events = true;           // receive events (false: only identity_links / deletions)
+    bool identity_links = false;  // receive identity_link records
+    bool deletions = true;        // receive deletion records
     duration retry_backoff_base{100};
     duration retry_backoff_max{30'000};
     std::uint64_t retry_max_attempts = 10;
@@ -184,6 +219,7 @@ struct config {
     std::vector<source_config> sources;
     std::vector<plan_config> plans;
     enrich_config enrich;
+    identity_config identity;
     std::string base_dir = ".";  // directory of the config file: relative plan paths start here
     log_config log;
     quarantine_config quarantine;
@@ -192,6 +228,7 @@ struct config {
 
     std::filesystem::path log_dir() const;
     std::filesystem::path quarantine_dir() const;
+    std::filesystem::path identity_dir() const;  // the LMDB store and the deletion audit trail
 };
 
 // Reads and validates a config file. Every problem goes to `errs` with its line:col; the result

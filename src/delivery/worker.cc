@@ -359,7 +359,8 @@ void worker::prepare(job& j) {
             skipped_.fetch_add(1, std::memory_order_relaxed);
             continue;
         }
-        if (opts_.route) {
+        if (opts_.route && v->kind == record_kind::event) {
+            // Identity links and deletions are not events: filters and transforms do not apply.
             transformed.clear();
             if (auto skip = opts_.route(*v, transformed)) {
                 std::lock_guard g(mu_);
@@ -832,6 +833,14 @@ bool worker::settle_delivered(job& j, std::size_t begin, std::size_t n, const se
     }
     if (!failed.empty() && !settle_failed(j, std::move(failed), st)) return false;
     delivered_.fetch_add(ok, std::memory_order_relaxed);
+    if (opts_.on_delivered) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto& item = j.items[begin + i];
+            if (!is_rejected[i] && item.event.kind == record_kind::deletion) {
+                opts_.on_delivered(item.event);
+            }
+        }
+    }
     return true;
 }
 

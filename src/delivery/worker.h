@@ -69,6 +69,9 @@ struct worker_options {
     std::vector<record_kind> kinds{record_kind::event};
     route_fn route;         // empty = deliver everything unchanged
     send_observer on_send;  // optional
+    // Called on a sender thread for each deletion record the destination took (the deletion
+    // audit trail's confirmation). Optional; must be thread-safe.
+    std::function<void(const event_view&)> on_delivered;
     // How long stop() waits for sends in flight before it warns that it is still waiting.
     std::chrono::milliseconds stop_timeout{10000};
     // Seed of the backoff jitter; tests fix it, production leaves it to std::random_device.

@@ -102,7 +102,7 @@ result<event_view> decode_event(std::string_view in) noexcept {
         !get_str(in, v.anonymous_id) || !get_str(in, v.event_name)) {
         return errc::corrupt_record;
     }
-    if (kind > static_cast<std::uint8_t>(record_kind::quarantine) ||
+    if (kind > static_cast<std::uint8_t>(record_kind::deletion) ||
         type > static_cast<std::uint8_t>(event_type::alias)) {
         return errc::corrupt_record;
     }

@@ -1,5 +1,7 @@
 #include "util/url.h"
 
+#include <cctype>
+
 namespace switchyard::util {
 
 bool percent_decode(std::string_view in, std::string& out) {
@@ -44,6 +46,22 @@ std::map<std::string, std::string> parse_query(std::string_view q) {
         auto eq = part.find('=');
         out[decoded(part.substr(0, eq))] =
             eq == std::string_view::npos ? std::string() : decoded(part.substr(eq + 1));
+    }
+    return out;
+}
+
+std::string percent_encode(std::string_view s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ',' ||
+            c == ':') {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.push_back('%');
+            out.push_back(hex[c >> 4]);
+            out.push_back(hex[c & 15]);
+        }
     }
     return out;
 }

@@ -14,4 +14,7 @@ bool percent_decode(std::string_view in, std::string& out);
 // a repeated name keeps the last value).
 std::map<std::string, std::string> parse_query(std::string_view q);
 
+// Percent-encodes a query value (unreserved characters, ',' and ':' kept as they are).
+std::string percent_encode(std::string_view s);
+
 }  // namespace switchyard::util

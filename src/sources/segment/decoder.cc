@@ -240,6 +240,7 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
         return reject("missing_id", "event needs a 'userId' or an 'anonymousId'");
     }
 
+    event_ids ids;
     switch (h.type) {
         case event_type::track: {
             dom::element e;
@@ -262,6 +263,7 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
             }
             if (st == id_state::absent)
                 return reject("missing_previous_id", "alias needs a 'previousId'");
+            ids.previous_id = std::move(prev);
             break;
         }
         case event_type::group: {
@@ -479,7 +481,20 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
                                                          sent_size, limits_.max_event_bytes));
         }
     }
+    // context.device.id (the event's, else the batch context's) for identity stitching.
+    auto device_id = [&](dom::object c) {
+        dom::object dev;
+        std::string_view id;
+        if (c.at_key("device").get(dev) == simdjson::SUCCESS &&
+            dev.at_key("id").get(id) == simdjson::SUCCESS) {
+            ids.device_id.assign(id);
+            return true;
+        }
+        return false;
+    };
+    if (!(has_ctx && device_id(ctx)) && has_batch_context_) device_id(batch_context_);
     out.events.push_back(std::move(ev));
+    out.ids.push_back(std::move(ids));
     return true;
 }
 

@@ -54,11 +54,19 @@ struct body_error {
     std::string message;
 };
 
+// The identifiers of a decoded event that its header does not carry (for identity stitching).
+struct event_ids {
+    std::string device_id;    // context.device.id (or the batch context's), when a string
+    std::string previous_id;  // alias previousId
+};
+
 struct decoded {
     std::vector<event> events;
+    std::vector<event_ids> ids;  // parallel to events
     std::vector<rejected_event> rejected;
     void clear() {
         events.clear();
+        ids.clear();
         rejected.clear();
     }
 };

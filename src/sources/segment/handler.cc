@@ -123,6 +123,9 @@ handler::handler(handler_options opts, std::vector<source_entry> sources,
       keys_(std::move(write_keys)),
       log_(log),
       metrics_(m),
+      suppressed_(&m.counters("switchyard_identity_suppressed_events_total",
+                              "Events refused at admission because their person is on the "
+                              "suppression list (answered 2xx, nothing stored).")),
       bots_dropped_(&m.counters("switchyard_enrich_bot_events_dropped_total",
                                 "Events from bots kept out of destinations by a source's "
                                 "bots: drop policy (stored in quarantine with reason bot).")) {
@@ -344,10 +347,28 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
     // messageId dedup: a repeat inside the window is answered like the original and not stored
     // again. Ids inserted here are forgotten if the append fails, so the retry is not a "repeat".
     std::vector<std::string> inserted;
-    std::size_t duplicates = 0, bots_dropped = 0;
+    std::size_t duplicates = 0, bots_dropped = 0, suppressed = 0;
     thread_local std::vector<plan::violation> violations;
+    thread_local identity::resolution resolution;
+    std::vector<std::string> links;  // identity_link record payloads, for a retry on failure
+    identity::service* ids = opts_.identity;
+    if (ids != nullptr && ids->has_pending()) ids->take_pending(links);
     for (std::size_t i = 0; i < d.events.size(); ++i) {
         auto& ev = d.events[i];
+        identity::observation ob;
+        if (ids != nullptr) {
+            ob.user_id = ev.header.user_id;
+            ob.anonymous_id = ev.header.anonymous_id;
+            if (i < d.ids.size()) {
+                ob.device_id = d.ids[i].device_id;
+                ob.previous_id = d.ids[i].previous_id;
+            }
+            if (ids->suppressed(ob)) {
+                // Refused at admission: the SDK gets its 2xx, nothing is stored, only counted.
+                ++suppressed;
+                continue;
+            }
+        }
         if (opts_.dedup != nullptr) {
             if (opts_.dedup->check_and_insert(ev.header.source, ev.header.message_id, now)) {
                 ++duplicates;
@@ -399,11 +420,15 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
                 continue;
             }
         }
+        if (ids != nullptr) ids->apply(ev, ob, resolution, links);
         payload.clear();
         encode_event(ev, payload);
         batch.add(payload);
     }
+    for (const auto& l : links) batch.add(l);
     if (duplicates) metrics_.count_duplicate(src_name, static_cast<double>(duplicates));
+    if (suppressed)
+        suppressed_->Add({{"source", src_name}}).Increment(static_cast<double>(suppressed));
 
     for (const auto& rj : d.rejected) {
         event_header h;
@@ -420,7 +445,7 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
 
     // Build the answer now (on the I/O thread); the log's writer thread only sends it.
     http::response ok;
-    std::size_t accepted = d.events.size() - duplicates;
+    std::size_t accepted = d.events.size() - duplicates - suppressed;
     if (pixel) {
         ok = gif_response();
     } else if (single && !d.rejected.empty()) {
@@ -460,32 +485,37 @@ void handler::append_and_answer(const source_entry* src, std::string_view route_
     };
     auto shared_ok = std::make_shared<http::response>(std::move(ok));
     std::string label(route_label);
-    auto forget = [dedup = opts_.dedup, src_name](const std::vector<std::string>& ids) {
+    auto forget = [dedup = opts_.dedup, src_name, ids](
+                      const std::vector<std::string>& mids,
+                      const std::shared_ptr<std::vector<std::string>>& links) {
+        if (ids != nullptr && links) ids->requeue(std::move(*links));
         if (dedup == nullptr) return;
-        for (const auto& id : ids) dedup->erase(src_name, id);
+        for (const auto& id : mids) dedup->erase(src_name, id);
     };
-    auto ec = log_.append(std::move(batch),
-                          [this, shared_ok, respond, label, accepted, src_name,
-                           fail_res = fail(make_error_code(errc::io_error)), pixel, inserted,
-                           bots_dropped, forget](std::error_code ec, std::uint64_t) mutable {
-                              if (ec) forget(inserted);
-                              if (ec && !pixel) {
-                                  metrics_.count_request(label, 503);
-                                  respond(std::move(fail_res));
-                                  return;
-                              }
-                              metrics_.count_request(label, shared_ok->result_int());
-                              if (!ec) {
-                                  metrics_.count_accepted(src_name, static_cast<double>(accepted));
-                                  if (bots_dropped) {
-                                      bots_dropped_->Add({{"source", src_name}})
-                                          .Increment(static_cast<double>(bots_dropped));
-                                  }
-                              }
-                              respond(std::move(*shared_ok));
-                          });
+    std::shared_ptr<std::vector<std::string>> link_records;
+    if (!links.empty()) link_records = std::make_shared<std::vector<std::string>>(std::move(links));
+    auto ec = log_.append(std::move(batch), [this, shared_ok, respond, label, accepted, src_name,
+                                             fail_res = fail(make_error_code(errc::io_error)),
+                                             pixel, inserted, bots_dropped, forget, link_records](
+                                                std::error_code ec, std::uint64_t) mutable {
+        if (ec) forget(inserted, link_records);
+        if (ec && !pixel) {
+            metrics_.count_request(label, 503);
+            respond(std::move(fail_res));
+            return;
+        }
+        metrics_.count_request(label, shared_ok->result_int());
+        if (!ec) {
+            metrics_.count_accepted(src_name, static_cast<double>(accepted));
+            if (bots_dropped) {
+                bots_dropped_->Add({{"source", src_name}})
+                    .Increment(static_cast<double>(bots_dropped));
+            }
+        }
+        respond(std::move(*shared_ok));
+    });
     if (ec) {
-        forget(inserted);
+        forget(inserted, link_records);
         if (pixel) {
             // The pixel always answers the GIF; the loss is counted, never silent.
             metrics_.count_rejected("log_full",

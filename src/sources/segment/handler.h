@@ -5,6 +5,7 @@
 #include "http/cors.h"
 #include "http/net.h"
 #include "http/server.h"
+#include "identity/service.h"
 #include "sources/segment/decoder.h"
 #include "switchyard/log.h"
 #include "telemetry/metrics.h"
@@ -31,6 +32,7 @@ struct handler_options {
     std::chrono::seconds retry_after{5};
     admit::dedup_window* dedup = nullptr;      // null: no dedup
     const enrich::pipeline* enrich = nullptr;  // null: events are stored as received
+    identity::service* identity = nullptr;     // null: no stitching, no suppression
 };
 
 // The Segment HTTP Tracking API (and analytics.js short routes, pixel, settings) on top of the
@@ -93,6 +95,7 @@ class handler final : public http::handler {
     http::cors_policy any_source_cors_;  // union of allowlists, for preflights (no key yet)
     event_appender& log_;
     telemetry::metrics& metrics_;
+    prometheus::Family<prometheus::Counter>* suppressed_ = nullptr;
     prometheus::Family<prometheus::Counter>* bots_dropped_;
 };
 
