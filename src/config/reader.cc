@@ -343,6 +343,8 @@ bool parse_duration(std::string_view s, duration& out) {
         out = std::chrono::minutes(v);
     } else if (unit == "h") {
         out = std::chrono::hours(v);
+    } else if (unit == "d") {
+        out = std::chrono::hours(24 * v);
     } else {
         return false;
     }
@@ -363,7 +365,7 @@ bool parse_scalar(const YAML::Node& n, duration& out, std::string& err) {
     std::string s;
     if (!scalar_text(n, s, err)) return false;
     if (!parse_duration(s, out)) {
-        err = fmt::format("expected a duration such as 250ms, 10s, 5m or 1h, got '{}'", s);
+        err = fmt::format("expected a duration such as 250ms, 10s, 5m, 1h or 7d, got '{}'", s);
         return false;
     }
     return true;
@@ -396,6 +398,7 @@ std::string format_value(const byte_size& v) {
 
 std::string format_value(const duration& v) {
     auto ms = v.count();
+    if (ms != 0 && ms % 86400000 == 0) return fmt::format("{}d", ms / 86400000);
     if (ms != 0 && ms % 3600000 == 0) return fmt::format("{}h", ms / 3600000);
     if (ms != 0 && ms % 60000 == 0) return fmt::format("{}m", ms / 60000);
     if (ms != 0 && ms % 1000 == 0) return fmt::format("{}s", ms / 1000);

@@ -33,7 +33,7 @@ struct byte_size {
     std::uint64_t bytes = 0;
 };
 
-using duration = std::chrono::milliseconds;  // written as "250ms", "10s", "5m", "1h"
+using duration = std::chrono::milliseconds;  // written as "250ms", "10s", "5m", "1h", "7d"
 
 // One documented config key, recorded while reading so docs/configuration.md can be generated
 // from the code that reads the keys.

@@ -24,6 +24,10 @@ TEST(ConfigReader, ParsesSizesAndDurations) {
     EXPECT_EQ(d.count(), 250);
     EXPECT_TRUE(parse_duration("2m", d));
     EXPECT_EQ(d.count(), 120000);
+    EXPECT_TRUE(parse_duration("400d", d));
+    EXPECT_EQ(d.count(), 400LL * 86400000);
+    EXPECT_EQ(format_value(d), "400d");
+    EXPECT_EQ(format_value(duration(90 * 60000)), "90m");
     EXPECT_FALSE(parse_duration("10", d));
     EXPECT_FALSE(parse_duration("ten s", d));
 }
