@@ -2,7 +2,8 @@
 //
 // Every key is prefixed with key_prefix. Transactions are optimistic: each key a transaction
 // reads is WATCHed before it is read, writes are buffered and sent in MULTI/EXEC; a nil EXEC
-// (another client changed a watched key) re-runs the transaction function, up to 32 times.
+// (another client changed a watched key) re-runs the transaction function after a jittered
+// backoff, up to 64 times.
 // Connections come from a small pool; one that saw an error is dropped and the next call opens
 // a new one, so the store recovers by itself when Redis comes back. `stats().keys` is not
 // reported (DBSIZE counts other prefixes too).
@@ -14,6 +15,8 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
+#include <thread>
 #include <vector>
 
 namespace switchyard::identity {
@@ -40,6 +43,8 @@ std::string glob_escape(std::string_view s) {
     }
     return out;
 }
+
+constexpr int max_attempts = 64;
 
 class redis_store final : public store {
   public:
@@ -161,7 +166,7 @@ class redis_store final : public store {
     std::error_code transact(const std::function<bool(txn&)>& fn) override {
         redisContext* c = acquire();
         if (c == nullptr) return fail();
-        for (int attempt = 0; attempt < 32; ++attempt) {
+        for (int attempt = 0; attempt < max_attempts; ++attempt) {
             rtxn t(*this, c);
             const bool commit = fn(t);
             if (t.is_broken()) {
@@ -213,6 +218,10 @@ class redis_store final : public store {
                 return {};
             }
             conflicts_.fetch_add(1, std::memory_order_relaxed);
+            // Jittered backoff so contending writers stop colliding in lockstep.
+            thread_local std::minstd_rand rng(std::random_device{}());
+            const int cap_us = std::min(5000, 50 << std::min(attempt, 7));
+            std::this_thread::sleep_for(std::chrono::microseconds(rng() % cap_us));
         }
         release(c, false);
         errors_.fetch_add(1, std::memory_order_relaxed);

@@ -1,6 +1,7 @@
 #include "identity/graph.h"
 
 #include "memory_store.h"
+#include "support/redis_server.h"
 #include "util/time.h"
 
 #include <gtest/gtest.h>
@@ -289,24 +290,18 @@ TEST(Graph, SweepForgetsByTtlAndBySize) {
 }
 
 // Many threads observing overlapping ids: the stored graph stays consistent, every id ends in
-// exactly one person, and the result equals a single-threaded run of the same links (the
-// persons' memberships, not their canonical ids, which depend on the order of first links).
-TEST(Graph, ConcurrentObserversKeepTheGraphConsistent) {
-    auto store = std::make_shared<memory_store>();
-    graph_options o;
-    o.max_user_ids_per_id = 1000;  // no refusals: the final partition is order-independent
-    o.max_ids_per_person = 100000;
-    o.cache_size = 256;  // small: lookups and invalidations race
-    graph g(store, o);
-    constexpr int threads = 8, per_thread = 3000, anons = 600;
+// exactly one person, and the partition is the one the links imply (each anonymous id only ever
+// meets the users of its own group of ten, so there are at most 20 persons, one per group).
+// Threads alternate between the given graphs (two graphs over one store = two nodes).
+void run_concurrent(const std::vector<graph*>& graphs) {
+    constexpr int threads = 8, per_thread = 2000, anons = 600;
     std::vector<std::thread> ts;
     for (int t = 0; t < threads; ++t) {
         ts.emplace_back([&, t] {
+            graph& g = *graphs[static_cast<std::size_t>(t) % graphs.size()];
             std::mt19937 rng(static_cast<unsigned>(t));
             resolution r;
             for (int i = 0; i < per_thread; ++i) {
-                // Each anonymous id only ever meets users of its own group of ten, so the
-                // expected partition is known: 20 persons.
                 const int a = static_cast<int>(rng() % anons);
                 const int u = (a % 20) * 10 + static_cast<int>(rng() % 10);
                 const std::string uid = "u" + std::to_string(u);
@@ -317,19 +312,56 @@ TEST(Graph, ConcurrentObserversKeepTheGraphConsistent) {
         });
     }
     for (auto& t : ts) t.join();
+    graph& g = *graphs.front();
     EXPECT_EQ(g.check_invariants(), "");
     std::map<std::string, std::set<std::string>> persons;
     for (int a = 0; a < anons; ++a) {
         auto p = g.person_of("a:a" + std::to_string(a));
         ASSERT_TRUE(p);
         persons[p->person].insert("group" + std::to_string(a % 20));
-        // The cached answer agrees with the store.
-        auto k = g.person_key("a:a" + std::to_string(a));
-        ASSERT_TRUE(k);
-        EXPECT_EQ(*k, p->person);
+    }
+    for (int u = 0; u < 200; ++u) {
+        auto p = g.person_of("u:u" + std::to_string(u));
+        ASSERT_TRUE(p);
+        persons[p->person].insert("group" + std::to_string(u / 10));
     }
     for (const auto& [person, groups] : persons) EXPECT_EQ(groups.size(), 1u) << person;
     EXPECT_LE(persons.size(), 20u);
+}
+
+graph_options concurrent_options() {
+    graph_options o;
+    o.max_user_ids_per_id = 1000;  // no refusals: the final partition is order-independent
+    o.max_ids_per_person = 100000;
+    o.cache_size = 256;  // small: lookups and invalidations race
+    return o;
+}
+
+TEST(Graph, ConcurrentObserversKeepTheGraphConsistent) {
+    auto store = std::make_shared<memory_store>();
+    graph g(store, concurrent_options());
+    run_concurrent({&g});
+    // The cache agrees with the store once everything settled.
+    for (int a = 0; a < 600; a += 7) {
+        const std::string k = "a:a" + std::to_string(a);
+        EXPECT_EQ(g.person_key(k).value(), g.person_of(k)->person) << k;
+    }
+}
+
+TEST(Graph, TwoNodesShareOneGraphOnRedis) {
+    if (!switchyard::testing::redis_server::available()) GTEST_SKIP() << "no redis-server";
+    switchyard::testing::redis_server redis;
+    redis_options ro;
+    ro.port = redis.port();
+    std::string err;
+    std::shared_ptr<store> s1 = open_redis(ro, err);
+    std::shared_ptr<store> s2 = open_redis(ro, err);
+    ASSERT_TRUE(s1 && s2) << err;
+    auto o = concurrent_options();
+    o.cache_ttl = std::chrono::milliseconds(20);  // another node's merges show within it
+    graph n1(s1, o), n2(s2, o);
+    run_concurrent({&n1, &n2});
+    EXPECT_EQ(n2.check_invariants(), "");
 }
 
 TEST(Graph, CanonicalIdsAndLinksSurviveRestartOnLmdb) {
