@@ -416,10 +416,22 @@ void graph::observe(const observation& ob, resolution& out) {
             want.push_back({make_key(id_type::anonymous, ob.previous_id), u, true});
         }
     }
+    // An event looks the same ids up more than once (links, then its person): remember the
+    // answers until a link changes them.
+    // Capacity for every key the event can look up, so references into it stay valid.
+    std::vector<std::pair<std::string, result<cached>>> memo;
+    memo.reserve(2 * want.size() + 3);
+    auto find = [&](const std::string& k) -> const result<cached>& {
+        for (auto& [key, r] : memo) {
+            if (key == k) return r;
+        }
+        memo.emplace_back(k, lookup(k, now));
+        return memo.back().second;
+    };
     std::vector<pending_link> todo;
     for (auto& [x, y, alias] : want) {
-        auto cx = lookup(x, now);
-        auto cy = lookup(y, now);
+        const auto& cx = find(x);
+        const auto& cy = find(y);
         if (!cx || !cy) {
             errors_.fetch_add(1, std::memory_order_relaxed);
             out.resolved = false;
@@ -445,11 +457,12 @@ void graph::observe(const observation& ob, resolution& out) {
             errors_.fetch_add(1, std::memory_order_relaxed);
             out.resolved = false;
         }
+        memo.clear();
     }
 
     const std::string& primary = !u.empty() ? u : !a.empty() ? a : d;
     if (primary.empty()) return;
-    auto c = lookup(primary, now);
+    const auto& c = find(primary);
     if (!c) {
         errors_.fetch_add(1, std::memory_order_relaxed);
         out.resolved = false;
@@ -461,7 +474,7 @@ void graph::observe(const observation& ob, resolution& out) {
     out.via.push_back(primary);
     for (const std::string* k : {&u, &a, &d}) {
         if (k->empty() || *k == primary || !c->exists) continue;
-        auto ck = lookup(*k, now);
+        const auto& ck = find(*k);
         if (ck && ck->exists && ck->root == c->root) out.via.push_back(*k);
     }
     if (c->exists && c->last_seen_day < day_of(now)) touch(c->root, day_of(now));
