@@ -71,6 +71,10 @@ struct event_view {
     std::string_view json;
 };
 
+// The record's type as destinations name it: the event type, or "identity_link" / "deletion"
+// for those record kinds (their `type` is unknown).
+std::string_view type_label(const event_view& v) noexcept;
+
 // Serializes `e` as a log record payload, appending to `out`.
 void encode_event(const event& e, std::string& out);
 void encode_event(const event_header& h, std::string_view json, std::string& out);

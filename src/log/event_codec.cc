@@ -44,6 +44,17 @@ bool get_str(std::string_view& in, std::string_view& s) {
 
 }  // namespace
 
+std::string_view type_label(const event_view& v) noexcept {
+    switch (v.kind) {
+        case record_kind::identity_link:
+            return "identity_link";
+        case record_kind::deletion:
+            return "deletion";
+        default:
+            return to_string(v.type);
+    }
+}
+
 std::string_view to_string(event_type t) noexcept {
     switch (t) {
         case event_type::track:

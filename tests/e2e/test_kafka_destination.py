@@ -173,6 +173,34 @@ class KafkaDestinationTest(unittest.TestCase):
             self.assertIn("receivedAt", value)
         self.assert_key_order([m for m in got if m["topic"] == "events.track"])
 
+    def test_deletion_and_identity_link_records(self):
+        k = self.cluster(("events.track:2", "events.identify:2", "events.identity_link:2",
+                          "events.deletion:2"))
+        d = self.daemon(kafka_dest(k.bootstrap, "events.{type}", "    identity_links: true\n"),
+                        admin_extra=ADMIN_TOKEN)
+        st, _, _ = d.post("/v1/identify", {"userId": "del-user", "anonymousId": "del-anon",
+                                            "messageId": "del-1"})
+        self.assertEqual(st, 200)
+        st, req = d.api("POST", "/v1/identity/deletions", TOKEN,
+                        {"userId": "del-user", "requestedBy": "dpo@example.com"})
+        self.assertEqual(st, 202, req)
+        mid = "deletion-" + req["id"]
+        [dele] = [m for m in self.delivered(d, k, "events.deletion", {mid})
+                  if m["headers"]["switchyard-message-id"] == mid]
+        self.assertEqual(dele["key"], "del-user")
+        self.assertEqual(dele["headers"]["switchyard-type"], "deletion")
+        value = json.loads(dele["value"])
+        self.assertEqual(value["type"], "deletion")
+        self.assertEqual(sorted(value["anonymousIds"]), ["del-anon"])
+        links = consume(k.bootstrap, "events.identity_link", timeout=10)
+        self.assertEqual(len(links), 1, links)
+        self.assertEqual(json.loads(links[0]["value"])["eventMessageId"], "del-1")
+
+        def confirmed():
+            st, doc = d.api("GET", "/v1/identity/deletions/" + req["id"], TOKEN)
+            return st == 200 and doc["status"] == "complete"
+        support.wait_until(confirmed, timeout=20, what="kafka destination confirmed the deletion")
+
     @staticmethod
     def topic_of(e):
         if e.get("event") == "Order Completed":

@@ -142,7 +142,7 @@ conf_ptr build_conf(const kafka_destination_options& o, bool with_brokers, std::
 
 std::size_t header_bytes(const event_view& e) {
     std::size_t n = std::char_traits<char>::length(header_source) + e.source.size() +
-                    std::char_traits<char>::length(header_type) + to_string(e.type).size() +
+                    std::char_traits<char>::length(header_type) + type_label(e).size() +
                     std::char_traits<char>::length(header_message_id) + e.message_id.size();
     if (!e.event_name.empty()) {
         n += std::char_traits<char>::length(header_event) + e.event_name.size();
@@ -238,13 +238,13 @@ void kafka_topic_template::render(const event_view& e, std::string& out) const {
                 out += literal;
                 break;
             case part::type:
-                append_kafka_topic_chars(to_string(e.type), out);
+                append_kafka_topic_chars(type_label(e), out);
                 break;
             case part::source:
                 append_kafka_topic_chars(e.source, out);
                 break;
             case part::event:
-                append_kafka_topic_chars(e.event_name.empty() ? to_string(e.type) : e.event_name,
+                append_kafka_topic_chars(e.event_name.empty() ? type_label(e) : e.event_name,
                                          out);
                 break;
         }
@@ -506,7 +506,7 @@ send_outcome kafka_destination::send(std::span<const delivery_item> batch) {
         const event_view& e = batch[i].event;
         topic_for(e, topic_);
         const std::string_view key = kafka_message_key(opts_.key, e);
-        const std::string_view type = to_string(e.type);
+        const std::string_view type = type_label(e);
         sizes_[i] = {e.json.size() + key.size() + header_bytes(e), e.json.size()};
         const auto tag = (static_cast<std::uintptr_t>(generation_) << 32) | i;
         rd_kafka_resp_err_t err;
