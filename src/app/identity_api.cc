@@ -22,23 +22,6 @@ using identity::key_type;
 
 constexpr std::string_view prefix = "/v1/identity/";
 
-void append_key(std::string& j, std::string_view key) {
-    j += "{\"type\":";
-    util::append_json_string(j, identity::to_string(key_type(key)));
-    j += ",\"id\":";
-    util::append_json_string(j, key_id(key));
-    j += '}';
-}
-
-void append_keys(std::string& j, const std::vector<std::string>& keys) {
-    j += '[';
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-        if (i) j += ',';
-        append_key(j, keys[i]);
-    }
-    j += ']';
-}
-
 // The one id a request names: userId, anonymousId, deviceId, or personId (+ personIdType,
 // default userId). Empty + `err` when none or several are given.
 template <class Get>
@@ -129,9 +112,9 @@ bool parse_body(std::string_view body, body_fields& f, std::string& err) {
 
 std::string suppression_json(const identity::suppression_list::entry& e) {
     std::string j = "{\"id\":";
-    append_key(j, e.key);
+    identity::append_key_json(j, e.key);
     j += ",\"person\":";
-    append_key(j, e.person);
+    identity::append_key_json(j, e.person);
     j += ",\"suppressedAt\":\"";
     util::append_iso8601_ms(j, e.at_ms);
     j += "\",\"requestedBy\":";
@@ -184,7 +167,7 @@ identity_api::reply identity_api::persons(std::string_view query) {
     j += ",\"stored\":";
     j += p->stored ? "true" : "false";
     j += ",\"ids\":";
-    append_keys(j, p->members);
+    identity::append_keys_json(j, p->members);
     if (p->stored) {
         j += ",\"lastSeen\":\"";
         util::append_iso8601_ms(j, p->last_seen_ms);
@@ -240,7 +223,7 @@ identity_api::reply identity_api::suppressions(std::string_view method, std::str
         j += ",\"personIdType\":";
         util::append_json_string(j, identity::to_string(key_type(p->person)));
         j += ",\"suppressed\":";
-        append_keys(j, keys);
+        identity::append_keys_json(j, keys);
         j += '}';
         return {201, std::move(j)};
     }
@@ -266,7 +249,7 @@ identity_api::reply identity_api::suppressions(std::string_view method, std::str
         }
         spdlog::info("Identity: suppression of {} lifted ({} id(s)).", key, lifted.size());
         std::string j = "{\"lifted\":";
-        append_keys(j, lifted);
+        identity::append_keys_json(j, lifted);
         j += '}';
         return {200, std::move(j)};
     }
@@ -365,7 +348,7 @@ identity_api::reply identity_api::create_deletion(std::string_view body) {
     j += ",\"personIdType\":";
     util::append_json_string(j, identity::to_string(key_type(r.person)));
     j += ",\"ids\":";
-    append_keys(j, r.ids);
+    identity::append_keys_json(j, r.ids);
     j += ",\"userIds\":[" + users + "],\"anonymousIds\":[" + anons + "],\"deviceIds\":[" + devices +
          "],\"requestedBy\":";
     util::append_json_string(j, r.requested_by);

@@ -17,19 +17,6 @@ namespace {
 
 constexpr std::string_view deletion_prefix = "deletion-";
 
-void append_keys(std::string& j, const std::vector<std::string>& keys) {
-    j += '[';
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-        if (i) j += ',';
-        j += "{\"type\":";
-        util::append_json_string(j, to_string(key_type(keys[i])));
-        j += ",\"id\":";
-        util::append_json_string(j, key_id(keys[i]));
-        j += '}';
-    }
-    j += ']';
-}
-
 void append_strings(std::string& j, const std::vector<std::string>& v) {
     j += '[';
     for (std::size_t i = 0; i < v.size(); ++i) {
@@ -210,7 +197,7 @@ std::string deletion_audit::to_json(const request& r) {
     j += ",\"personIdType\":";
     util::append_json_string(j, to_string(key_type(r.person)));
     j += ",\"ids\":";
-    append_keys(j, r.ids);
+    append_keys_json(j, r.ids);
     j += ",\"suppressed\":";
     j += r.suppressed ? "true" : "false";
     j += ",\"destinations\":[";

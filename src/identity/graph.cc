@@ -1,6 +1,7 @@
 #include "identity/graph.h"
 
 #include "identity/codec.h"
+#include "util/json.h"
 #include "util/time.h"
 
 #include <algorithm>
@@ -148,6 +149,23 @@ id_type key_type(std::string_view key) noexcept {
 
 std::string_view key_id(std::string_view key) noexcept {
     return key.size() < 2 ? std::string_view{} : key.substr(2);
+}
+
+void append_key_json(std::string& j, std::string_view key) {
+    j += "{\"type\":";
+    util::append_json_string(j, to_string(key_type(key)));
+    j += ",\"id\":";
+    util::append_json_string(j, key_id(key));
+    j += '}';
+}
+
+void append_keys_json(std::string& j, const std::vector<std::string>& keys) {
+    j += '[';
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (i) j += ',';
+        append_key_json(j, keys[i]);
+    }
+    j += ']';
 }
 
 graph::graph(std::shared_ptr<store> s, graph_options o) : store_(std::move(s)), opts_(o) {

@@ -30,6 +30,10 @@ std::string make_key(id_type t, std::string_view id);
 id_type key_type(std::string_view key) noexcept;
 std::string_view key_id(std::string_view key) noexcept;
 
+// A key as JSON, {"type": "userId", "id": "alice"}, appended to `out`; and a list of them.
+void append_key_json(std::string& out, std::string_view key);
+void append_keys_json(std::string& out, const std::vector<std::string>& keys);
+
 struct graph_options {
     // Merge guard: an anonymous or device id may join at most this many distinct user ids
     // (shared kiosks, family computers): a link between two persons that both hold user ids is

@@ -10,14 +10,6 @@ namespace switchyard::identity {
 
 namespace {
 
-void append_key(std::string& j, std::string_view key) {
-    j += "{\"type\":";
-    util::append_json_string(j, to_string(key_type(key)));
-    j += ",\"id\":";
-    util::append_json_string(j, key_id(key));
-    j += '}';
-}
-
 // A stable messageId for the record of the link from→to: a retried request that makes the
 // same link again (after its first append failed) produces the same id.
 std::string link_message_id(std::string_view from, std::string_view to) {
@@ -159,7 +151,7 @@ void service::identity_json(const resolution& r, std::string& j) {
     j += ",\"via\":[";
     for (std::size_t i = 0; i < r.via.size(); ++i) {
         if (i) j += ',';
-        append_key(j, r.via[i]);
+        append_key_json(j, r.via[i]);
     }
     j += ']';
     if (!r.refused.empty()) {
@@ -167,10 +159,10 @@ void service::identity_json(const resolution& r, std::string& j) {
         for (std::size_t i = 0; i < r.refused.size(); ++i) {
             if (i) j += ',';
             j += "{\"from\":";
-            append_key(j, r.refused[i].from);
+            append_key_json(j, r.refused[i].from);
             if (!r.refused[i].to.empty()) {
                 j += ",\"to\":";
-                append_key(j, r.refused[i].to);
+                append_key_json(j, r.refused[i].to);
             }
             j += ",\"reason\":";
             util::append_json_string(j, r.refused[i].reason);
@@ -207,18 +199,18 @@ void service::apply(event& ev, const observation& ob, resolution& r,
         std::string body = "{\"type\":\"identity_link\",\"messageId\":";
         util::append_json_string(body, h.message_id);
         body += ",\"from\":";
-        append_key(body, l.from);
+        append_key_json(body, l.from);
         body += ",\"to\":";
-        append_key(body, l.to);
+        append_key_json(body, l.to);
         body += ",\"personId\":";
         util::append_json_string(body, key_id(l.person));
         body += ",\"personIdType\":";
         util::append_json_string(body, to_string(key_type(l.person)));
         body += ",\"previousPersonIds\":[";
-        append_key(body, l.previous_from);
+        append_key_json(body, l.previous_from);
         if (l.previous_to != l.previous_from) {
             body += ',';
-            append_key(body, l.previous_to);
+            append_key_json(body, l.previous_to);
         }
         body += "],\"source\":";
         util::append_json_string(body, ev.header.source);
