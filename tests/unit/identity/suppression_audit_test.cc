@@ -151,3 +151,62 @@ TEST(IdentityService, IdentityJsonNamesPersonViaAndRefusals) {
 
 }  // namespace
 }  // namespace switchyard::identity
+
+namespace switchyard::identity {
+namespace {
+
+TEST(IdentityService, ApplyWritesContextAndLinkRecordsAndKeepsFailedOnes) {
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("sy-service-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    service_options o;
+    o.lmdb.dir = dir / "store";
+    o.lmdb.max_bytes = 16ull << 20;
+    o.audit_file = dir / "deletions.ndjson";
+    std::string err;
+    auto s = service::open(o, err);
+    ASSERT_TRUE(s) << err;
+    event ev;
+    ev.header.source = "web";
+    ev.header.message_id = "m1";
+    ev.header.user_id = "alice";
+    ev.header.anonymous_id = "a1";
+    ev.header.received_at_ms = 1700000000000;
+    ev.json =
+        R"({"type":"identify","userId":"alice","anonymousId":"a1","context":{"ip":"1.2.3.4"}})";
+    observation ob;
+    ob.user_id = ev.header.user_id;
+    ob.anonymous_id = ev.header.anonymous_id;
+    resolution r;
+    std::vector<std::string> links;
+    s->apply(ev, ob, r, links);
+    EXPECT_NE(ev.json.find(R"("identity":{"personId":"alice","personIdType":"userId")"),
+              std::string::npos)
+        << ev.json;
+    ASSERT_EQ(links.size(), 1u);
+    auto v = decode_event(links[0]);
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->kind, record_kind::identity_link);
+    EXPECT_EQ(v->user_id, "alice");
+    EXPECT_EQ(v->anonymous_id, "a1");
+    EXPECT_EQ(type_label(*v), "identity_link");
+    EXPECT_NE(v->json.find(R"("eventMessageId":"m1")"), std::string::npos) << v->json;
+    const std::string id(v->message_id);
+    // The same link again makes no record; a record whose append failed is handed back.
+    std::vector<std::string> none;
+    s->apply(ev, ob, r, none);
+    EXPECT_TRUE(none.empty());
+    EXPECT_FALSE(s->has_pending());
+    s->requeue(std::move(links));
+    EXPECT_TRUE(s->has_pending());
+    std::vector<std::string> again;
+    s->take_pending(again);
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_EQ(decode_event(again[0])->message_id, id);  // the same messageId: safe to repeat
+    EXPECT_FALSE(s->has_pending());
+    s.reset();
+    std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace switchyard::identity
