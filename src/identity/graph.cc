@@ -17,7 +17,8 @@ namespace switchyard::identity {
 // A node record is (all integers little-endian, strings as u32 length + bytes):
 //   u8 version (1) | str root (empty: this node is a root) | i64 first_seen_ms
 // and a root's record goes on with
-//   u32 size | str canonical | i64 canonical_first_seen_ms | u32 last_seen_day | list members
+//   u32 size | str canonical | i64 canonical_first_seen_ms | u32 last_seen_day | u32 user ids |
+//   list members
 // `members` are the keys of every node of the person, the root included.
 
 namespace {
@@ -70,6 +71,7 @@ struct graph::node {
     std::string canonical;
     std::int64_t canonical_first_seen_ms = 0;
     std::uint32_t last_seen_day = 0;
+    std::uint32_t user_ids = 0;  // as stored (encode() recounts from members)
     std::vector<std::string> members;
 
     bool is_root() const { return root.empty(); }
@@ -84,12 +86,14 @@ struct graph::node {
             put_str(o, canonical);
             put_i64(o, canonical_first_seen_ms);
             put_u32(o, last_seen_day);
+            put_u32(o, user_count(members));
             put_list(o, members);
         }
         return o;
     }
 
-    static bool decode(std::string_view in, node& n) {
+    // `with_members` false skips the member list (a cold lookup needs only the header).
+    static bool decode(std::string_view in, node& n, bool with_members = true) {
         if (in.empty() || in[0] != 1) return false;
         reader r{in.substr(1)};
         n.root = r.str();
@@ -99,7 +103,8 @@ struct graph::node {
             n.canonical = r.str();
             n.canonical_first_seen_ms = r.i64();
             n.last_seen_day = r.u32();
-            n.members = r.list();
+            n.user_ids = r.u32();
+            if (with_members) n.members = r.list();
         }
         return r.ok;
     }
@@ -193,13 +198,13 @@ result<graph::cached> graph::load(const std::string& key, std::int64_t now_ms) {
         return c;
     }
     node n;
-    if (!node::decode(**v, n)) return make_error_code(errc::corrupt_record);
+    if (!node::decode(**v, n, false)) return make_error_code(errc::corrupt_record);
     c.exists = true;
     if (n.is_root()) {
         c.root = key;
         c.person = std::move(n.canonical);
         c.size = n.size;
-        c.user_ids = user_count(n.members);
+        c.user_ids = n.user_ids;
         c.last_seen_day = n.last_seen_day;
         return c;
     }
@@ -207,7 +212,7 @@ result<graph::cached> graph::load(const std::string& key, std::int64_t now_ms) {
     auto rv = store_->get(store_key(c.root));
     if (!rv) return rv.error();
     node r;
-    if (!*rv || !node::decode(**rv, r) || !r.is_root()) {
+    if (!*rv || !node::decode(**rv, r, false) || !r.is_root()) {
         // A concurrent merge moved it; the caller's next lookup reads it again.
         c.person = c.root;
         c.valid = false;
@@ -215,7 +220,7 @@ result<graph::cached> graph::load(const std::string& key, std::int64_t now_ms) {
     }
     c.person = std::move(r.canonical);
     c.size = r.size;
-    c.user_ids = user_count(r.members);
+    c.user_ids = r.user_ids;
     c.last_seen_day = r.last_seen_day;
     return c;
 }
@@ -429,9 +434,13 @@ void graph::observe(const observation& ob, resolution& out) {
             errors_.fetch_add(1, std::memory_order_relaxed);
             out.resolved = false;
         } else if (c->exists) {
+            // user → user: the explicit merge of two users, not limited by the user-id guard.
             if (prev_user != u) want.push_back({std::move(prev_user), u, true});
         } else {
-            want.push_back({make_key(id_type::anonymous, ob.previous_id), u, true});
+            // An anonymous previousId links like any anonymousId (guarded: an alias must not
+            // undo the shared-device protection).
+            std::string prev_anon = make_key(id_type::anonymous, ob.previous_id);
+            if (prev_anon != a) want.push_back({std::move(prev_anon), u, false});
         }
     }
     // An event looks the same ids up more than once (links, then its person): remember the
@@ -657,6 +666,7 @@ std::string graph::check_invariants() {
         if (std::find(n.members.begin(), n.members.end(), k) == n.members.end()) {
             return k + ": a root missing from its own member list";
         }
+        if (n.user_ids != user_count(n.members)) return k + ": user id count out of date";
         std::string best;
         std::int64_t best_seen = 0;
         for (const auto& m : n.members) {

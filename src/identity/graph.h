@@ -37,8 +37,9 @@ void append_keys_json(std::string& out, const std::vector<std::string>& keys);
 struct graph_options {
     // Merge guard: an anonymous or device id may join at most this many distinct user ids
     // (shared kiosks, family computers): a link between two persons that both hold user ids is
-    // refused (and counted) when the merged person would hold more than this many. Alias
-    // (previousId → userId) is the explicit way to merge two users and is not limited by it.
+    // refused (and counted) when the merged person would hold more than this many. An alias
+    // from a known user id to another (previousId → userId) is the explicit way to merge two
+    // users and is not limited by it; an alias from an anonymous id is.
     std::size_t max_user_ids_per_id = 1;
     // Merge guard: a person may hold at most this many ids; a link that would exceed it is
     // refused. Also bounds the cost of a merge and of a deletion.

@@ -159,12 +159,15 @@ class lmdb_store final : public store {
     stats_t stats() const override {
         stats_t s;
         MDB_stat st;
-        if (mdb_env_stat(env_, &st) == 0) s.keys = st.ms_entries;
-        MDB_envinfo info;
-        if (mdb_env_info(env_, &info) == 0) {
-            s.bytes_used = (static_cast<std::uint64_t>(info.me_last_pgno) + 1) * st.ms_psize;
-            s.capacity = info.me_mapsize;
+        if (mdb_env_stat(env_, &st) == 0) {
+            s.keys = st.ms_entries;
+            // Pages of the B-tree itself (the file's high-water mark also counts free pages).
+            s.bytes_used = (static_cast<std::uint64_t>(st.ms_branch_pages) + st.ms_leaf_pages +
+                            st.ms_overflow_pages) *
+                           st.ms_psize;
         }
+        MDB_envinfo info;
+        if (mdb_env_info(env_, &info) == 0) s.capacity = info.me_mapsize;
         s.errors = errors_.load(std::memory_order_relaxed);
         return s;
     }
