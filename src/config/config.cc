@@ -175,7 +175,8 @@ void read_identity(map_reader& root, identity_config& c) {
     e.get("link_device_ids", c.link_device_ids,
           "Link context.device.id to the event's userId (or anonymousId).");
     e.get("cache_size", c.cache_size,
-          "Ids whose lookups are cached in memory (all threads); hot ids never touch the store.");
+          "Ids whose lookups are cached in memory (all threads; about 260 bytes each, so the "
+          "default takes ~25 MB); hot ids never touch the store.");
     c.cache_ttl_set = e.has("cache_ttl");
     e.get("cache_ttl", c.cache_ttl,
           "How long a cached lookup is trusted; 0 = until this process changes it. Default 0 "

@@ -169,7 +169,7 @@ struct identity_config {
     std::uint64_t max_ids_per_person = 1000;
     std::uint64_t max_id_length = 256;
     bool link_device_ids = true;
-    std::uint64_t cache_size = 200'000;
+    std::uint64_t cache_size = 100'000;
     duration cache_ttl{0};  // 0: lmdb trusts its cache; redis default set in read_config
     bool cache_ttl_set = false;
     duration ttl{400ULL * 24 * 3600 * 1000};

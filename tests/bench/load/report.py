@@ -70,6 +70,13 @@ def derive(rec, disk_bytes_per_s):
         "destination_lag_events_at_wrk_end": m1.get("switchyard_destination_lag_events"),
         "destination_lag_events_when_idle": m2.get("switchyard_destination_lag_events"),
         "log_bytes_held_when_idle": m2.get("switchyard_log_bytes"),
+        # identity stage (absent with IDENTITY=off): from the start of wrk until idle
+        "identity_lookups": delta("switchyard_identity_lookups_total", m0, m2),
+        "identity_cache_hits": delta("switchyard_identity_cache_hits_total", m0, m2),
+        "identity_store_reads": delta("switchyard_identity_store_reads_total", m0, m2),
+        "identity_links": delta("switchyard_identity_links_total", m0, m2),
+        "identity_links_refused": delta("switchyard_identity_links_refused_total", m0, m2),
+        "identity_errors": delta("switchyard_identity_errors_total", m0, m2),
     } if rec["server"] == "switchyard" else None
     flags = []
     if refusals:
@@ -119,7 +126,8 @@ def main():
     print()
     print(f"disk baseline (dd 256 MiB, fdatasync): {fmt(meta.get('disk_mb_per_s'), '{:,.1f}')} MB/s"
           f"   wrk -t{meta.get('threads')} -c{meta.get('connections')} -d{meta.get('duration')}"
-          f"   bodies={meta.get('bodies')}   durability={meta.get('durability') or '-'}")
+          f"   bodies={meta.get('bodies')}   durability={meta.get('durability') or '-'}"
+          f"   enrich={meta.get('enrich') or '-'}   identity={meta.get('identity') or '-'}")
     hdr = (f"{'round':>5} {'server':<10} {'req/s':>10} {'events/s':>11} {'p50 µs':>9} {'p99 µs':>9}"
            f" {'CPU µs/req':>10} {'RSS MiB':>8} {'non2xx':>7} {'log MB/s':>9} {'%disk':>6}")
     for sc in scenarios:

@@ -26,6 +26,9 @@
 #                       enrich.enabled false (events stored as received)
 #   GEO_DB              a City .mmdb for the geo step (with ENRICH=on); unset = no geo
 #   IP_POLICY=keep      the bench source's sources[].ip (keep, truncate, remove)
+#   IDENTITY=on         on: identity stitching as the daemon defaults it (identity.enabled, LMDB
+#                       under the data dir, sync on); off: identity.enabled false (no
+#                       context.identity, no identity_link records, no suppression check)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -42,7 +45,9 @@ PLAN=${PLAN:-}
 ENRICH=${ENRICH:-on}
 GEO_DB=${GEO_DB:-}
 IP_POLICY=${IP_POLICY:-keep}
+IDENTITY=${IDENTITY:-on}
 case $ENRICH in on | off) ;; *) echo "ENRICH must be on or off" >&2; exit 2 ;; esac
+case $IDENTITY in on | off) ;; *) echo "IDENTITY must be on or off" >&2; exit 2 ;; esac
 [[ -z $PLAN || $PLAN = /* ]] || PLAN=$PWD/$PLAN
 SERVERS=${SERVERS:-nginx switchyard}
 BODIES=${BODIES:-rotate}
@@ -327,6 +332,9 @@ EOF
   elif [[ -n $GEO_DB ]]; then
     printf 'enrich:\n  geo:\n    database: %s\n' "$GEO_DB" >>"$cfg"
   fi
+  if [[ $IDENTITY == off ]]; then
+    printf 'identity:\n  enabled: false\n' >>"$cfg"
+  fi
   if [[ -n $PLAN ]]; then
     printf 'plans:\n  - name: bench\n    files: [%s]\n' "$PLAN" >>"$cfg"
     sed -i 's/^    write_keys: \[bench-key\]$/    write_keys: [bench-key]\n    plan: bench/' "$cfg"
@@ -345,7 +353,7 @@ EOF
     fi
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$ADMIN_PORT/readyz" 2>/dev/null || true)
     if [[ $code == 200 ]]; then
-      log "switchyard ready on 127.0.0.1:$SY_PORT (admin $ADMIN_PORT, pid $SY_PID, durability=$DURABILITY)"
+      log "switchyard ready on 127.0.0.1:$SY_PORT (admin $ADMIN_PORT, pid $SY_PID, durability=$DURABILITY, enrich=$ENRICH, identity=$IDENTITY)"
       return 0
     fi
     sleep 0.1
@@ -373,7 +381,7 @@ metrics_json() {
   local text
   text=$(curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null) || text=""
   printf '%s\n' "$text" | awk '
-    /^switchyard_(log_appended_bytes_total|log_appended_records_total|log_full_refusals_total|log_bytes|destination_lag_events|destination_delivered_events|destination_dead_lettered_events)[{ ]/ {
+    /^switchyard_(log_appended_bytes_total|log_appended_records_total|log_full_refusals_total|log_bytes|destination_lag_events|destination_delivered_events|destination_dead_lettered_events|identity_lookups_total|identity_cache_hits_total|identity_store_reads_total|identity_links_total|identity_links_refused_total|identity_errors_total)[{ ]/ {
       name = $1; sub(/\{.*/, "", name); v[name] += $NF; seen[name] = 1
     }
     END {
@@ -519,7 +527,7 @@ GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 NGINX_VERSION=""
 ((WANT_NGINX)) && NGINX_VERSION=$("$NGINX_BIN" -v 2>&1 | sed 's/.*version: //')
 WRK_VERSION=$(wrk -v 2>&1 | head -n 1 | awk '{print $2}' || true)
-export DISK_MB_S DURATION CONNECTIONS THREADS ROUNDS DURABILITY BODIES SY_BIN GIT_REV NGINX_VERSION WRK_VERSION SCENARIOS SERVERS
+export DISK_MB_S DURATION CONNECTIONS THREADS ROUNDS DURABILITY BODIES SY_BIN GIT_REV NGINX_VERSION WRK_VERSION SCENARIOS SERVERS ENRICH IDENTITY
 python3 - "$TMP/meta.json" <<'PY'
 import json, os, platform, sys, time
 e = os.environ
@@ -530,6 +538,8 @@ meta = {
     "duration": e["DURATION"], "connections": int(e["CONNECTIONS"]), "threads": int(e["THREADS"]),
     "rounds": int(e["ROUNDS"]), "scenarios": e["SCENARIOS"].split(), "servers": e["SERVERS"].split(),
     "durability": e["DURABILITY"] if "switchyard" in e["SERVERS"].split() else None,
+    "enrich": e["ENRICH"] if "switchyard" in e["SERVERS"].split() else None,
+    "identity": e["IDENTITY"] if "switchyard" in e["SERVERS"].split() else None,
     "bodies": e["BODIES"], "switchyard_bin": e.get("SY_BIN") or None, "git_rev": e["GIT_REV"],
     "nginx_version": e.get("NGINX_VERSION") or None, "wrk_version": e.get("WRK_VERSION") or None,
 }
