@@ -244,8 +244,7 @@ void kafka_topic_template::render(const event_view& e, std::string& out) const {
                 append_kafka_topic_chars(e.source, out);
                 break;
             case part::event:
-                append_kafka_topic_chars(e.event_name.empty() ? type_label(e) : e.event_name,
-                                         out);
+                append_kafka_topic_chars(e.event_name.empty() ? type_label(e) : e.event_name, out);
                 break;
         }
     }
