@@ -137,9 +137,7 @@ class IdentityTest(unittest.TestCase):
         self.assertEqual(st, 201, body)
         self.assertEqual(sorted(i["id"] for i in body["suppressed"]), ["c1", "carol"])
 #Effective at once : the very next requests are answered 200 and store nothing.
-        t0 = time.monotonic()
         refused = self.send(d, ev(user="carol"), ev(anon="c1"), ev(anon="c1", user="carol"))
-        elapsed = time.monotonic() - t0
         [other] = self.send(d, ev(user="dave"))
         self.delivered(d, [other])
         delivered_ids = {e.get("messageId") for e in d.read_ndjson("out")}
@@ -147,7 +145,6 @@ class IdentityTest(unittest.TestCase):
         self.assertFalse([q for q in d.quarantine() if q.get("messageId") in refused])
         self.assertEqual(metric_value(d.metrics(), "switchyard_identity_suppressed_events_total",
                                       {"source": "web"}), 3)
-        self.assertLess(elapsed, 5)  # a sanity bound on the request itself, not a benchmark
 
 #Survives a restart.
         d.stop()
