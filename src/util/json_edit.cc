@@ -3,6 +3,7 @@
 #include "util/json.h"
 
 #include <cstddef>
+#include <cstring>
 
 namespace switchyard::util {
 namespace {
@@ -16,9 +17,22 @@ struct scanner {
         while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
     }
     // At a '"': returns the raw (still escaped) content and moves past the closing quote.
+    // memchr finds each candidate quote; one preceded by an odd run of backslashes is escaped.
     std::string_view string() {
         const std::size_t start = ++i;
-        while (i < s.size() && s[i] != '"') i += s[i] == '\\' ? 2 : 1;
+        for (;;) {
+            const void* q = i < s.size() ? std::memchr(s.data() + i, '"', s.size() - i) : nullptr;
+            if (q == nullptr) {
+                i = s.size();
+                break;
+            }
+            const auto pos = static_cast<std::size_t>(static_cast<const char*>(q) - s.data());
+            std::size_t b = pos;
+            while (b > start && s[b - 1] == '\\') --b;
+            i = pos;
+            if (((pos - b) & 1) == 0) break;
+            ++i;
+        }
         std::string_view out = s.substr(start, i - start);
         ++i;
         return out;

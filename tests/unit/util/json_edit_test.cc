@@ -27,6 +27,9 @@ TEST(JsonEdit, SetsNestedMember) {
         // Strings holding braces, quotes and escapes do not confuse the scan.
         {R"({"s":"}\\\"{","context":{"t":"\"}"}})",
          R"({"s":"}\\\"{","context":{"t":"\"}","v":[1]}})"},
+        // A string ending in an escaped backslash, and escaped quotes after backslash runs.
+        {R"({"s":"a\\\\","context":{"t":"x\\\\\\\"}y"}})",
+         R"({"s":"a\\\\","context":{"t":"x\\\\\\\"}y","v":[1]}})"},
         {R"( { "context" : { "k" : true } } )", R"( { "context" : { "k" : true ,"v":[1]} } )"},
         {R"({"context":[1]})", nullptr},
         {R"({"context":"x"})", nullptr},
