@@ -15,7 +15,6 @@
 #include <atomic>
 #include <cstdio>
 #include <lmdb.h>
-#include <map>
 #include <optional>
 
 namespace switchyard::identity {
@@ -65,7 +64,7 @@ class lmdb_store final : public store {
             const int rc = mdb_get(t_, dbi_, &kv, &v);
             if (rc == MDB_NOTFOUND) return std::optional<std::string>{};
             if (rc != 0) {
-                rc_ = rc;
+                if (rc_ == 0) rc_ = rc;
                 return mdb_error(rc);
             }
             return std::optional<std::string>(
@@ -98,14 +97,22 @@ class lmdb_store final : public store {
         int rc = mdb_txn_begin(env_, nullptr, 0, &t);
         if (rc != 0) return fail(rc);
         wtxn w(t, dbi_, max_key_);
-        const bool commit = fn(w);
+        bool commit = false;
+        try {
+            commit = fn(w);
+        } catch (...) {
+            // An open write transaction holds LMDB's writer lock: leaking it would block every
+            // later transaction in this process forever.
+            mdb_txn_abort(t);
+            throw;
+        }
+        if (w.rc() != 0) {  // a read or write failed: nothing lands, whatever fn decided
+            mdb_txn_abort(t);
+            return fail(w.rc());
+        }
         if (!commit) {
             mdb_txn_abort(t);
             return {};
-        }
-        if (w.rc() != 0) {
-            mdb_txn_abort(t);
-            return fail(w.rc());
         }
         rc = mdb_txn_commit(t);  // frees the transaction either way
         if (rc != 0) return fail(rc);

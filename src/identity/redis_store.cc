@@ -5,9 +5,12 @@
 // (another client changed a watched key) re-runs the transaction function after a jittered
 // backoff, up to 64 times.
 // Connections come from a small pool; one that saw an error is dropped and the next call opens
-// a new one, so the store recovers by itself when Redis comes back. After a failed connect,
-// operations fail at once for one second (no connect timeout on every event while Redis is
-// unreachable). `stats().keys` is not reported (DBSIZE counts other prefixes too).
+// a new one, so the store recovers by itself when Redis comes back (an idle pooled connection
+// the server closed meanwhile is noticed before use, not by failing a call). After a failed
+// connect, operations fail at once for one second (no connect timeout on every event while
+// Redis is unreachable). `stats().keys` is not reported (DBSIZE counts other prefixes too).
+// Failures return errc::unavailable (errc::timed_out after max_attempts conflicts) and count in
+// stats().errors; nothing here throws.
 
 #include "identity/store.h"
 
@@ -16,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <poll.h>
 #include <random>
 #include <thread>
 #include <vector>
@@ -99,13 +103,16 @@ class redis_store final : public store {
     redisContext* acquire() {
         const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
         if (now < down_until_.load(std::memory_order_relaxed)) return nullptr;
-        {
-            std::lock_guard g(mu_);
-            if (!idle_.empty()) {
-                auto* c = idle_.back();
+        for (;;) {
+            redisContext* c = nullptr;
+            {
+                std::lock_guard g(mu_);
+                if (idle_.empty()) break;
+                c = idle_.back();
                 idle_.pop_back();
-                return c;
             }
+            if (!closed_by_peer(c)) return c;
+            redisFree(c);
         }
         std::string err;
         redisContext* c = connect(err);
@@ -116,6 +123,14 @@ class redis_store final : public store {
                               std::memory_order_relaxed);
         }
         return c;
+    }
+
+    // An idle connection has no reply pending, so anything readable on it means the server
+    // closed it (a restart, its `timeout` setting, a proxy's idle cut). Checking costs one
+    // poll() and spares the caller a failed command on a connection that was dead all along.
+    static bool closed_by_peer(const redisContext* c) {
+        pollfd p{c->fd, POLLIN, 0};
+        return ::poll(&p, 1, 0) != 0;
     }
 
     void release(redisContext* c, bool broken) {
@@ -131,6 +146,26 @@ class redis_store final : public store {
             redisFree(c);
         }
     }
+
+    // One connection for one operation. It goes back to the pool only when the operation
+    // says it is in a known state (keep()); on every other way out, an exception thrown by a
+    // transaction function included, it is freed, so a WATCH or a half-read reply never
+    // leaks into the next operation.
+    class lease {
+      public:
+        explicit lease(redis_store& s) : s_(s), c_(s.acquire()) {}
+        ~lease() { s_.release(c_, !keep_); }
+        lease(const lease&) = delete;
+        lease& operator=(const lease&) = delete;
+        explicit operator bool() const { return c_ != nullptr; }
+        redisContext* get() const { return c_; }
+        void keep() { keep_ = true; }
+
+      private:
+        redis_store& s_;
+        redisContext* c_;
+        bool keep_ = false;
+    };
 
     std::string key(std::string_view k) const {
         std::string s = opts_.key_prefix;
@@ -148,12 +183,23 @@ class redis_store final : public store {
         rtxn(redis_store& s, redisContext* c) : s_(s), c_(c) {}
         result<std::optional<std::string>> get(std::string_view k) override {
             if (auto it = writes_.find(std::string(k)); it != writes_.end()) return it->second;
+            if (broken_) return make_error_code(errc::unavailable);
             const std::string full = s_.key(k);
-            reply_ptr w(redisCommand(c_, "WATCH %b", full.data(), full.size()));
-            if (!w || w->type == REDIS_REPLY_ERROR) return broken();
-            reply_ptr r(redisCommand(c_, "GET %b", full.data(), full.size()));
-            if (!r || r->type == REDIS_REPLY_ERROR) return broken();
-            if (r->type == REDIS_REPLY_NIL) return std::optional<std::string>{};
+            // WATCH before GET, pipelined: one round trip, and the server still runs them in
+            // order, so the value read is covered by the watch.
+            watched_ = true;
+            if (redisAppendCommand(c_, "WATCH %b", full.data(), full.size()) != REDIS_OK ||
+                redisAppendCommand(c_, "GET %b", full.data(), full.size()) != REDIS_OK) {
+                return broken();
+            }
+            void* raw = nullptr;
+            if (redisGetReply(c_, &raw) != REDIS_OK) return broken();
+            reply_ptr w(raw);
+            raw = nullptr;
+            if (redisGetReply(c_, &raw) != REDIS_OK) return broken();
+            reply_ptr r(raw);
+            if (w->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_ERROR) return broken();
+            if (r->type != REDIS_REPLY_STRING) return std::optional<std::string>{};
             return std::optional<std::string>(std::string(r->str, r->len));
         }
         void put(std::string_view k, std::string_view v) override {
@@ -166,6 +212,7 @@ class redis_store final : public store {
             return make_error_code(errc::unavailable);
         }
         bool is_broken() const { return broken_; }
+        bool watched() const { return watched_; }
         std::map<std::string, std::optional<std::string>>& writes() { return writes_; }
 
       private:
@@ -173,119 +220,132 @@ class redis_store final : public store {
         redisContext* c_;
         std::map<std::string, std::optional<std::string>> writes_;
         bool broken_ = false;
+        bool watched_ = false;
     };
 
     std::error_code transact(const std::function<bool(txn&)>& fn) override {
-        redisContext* c = acquire();
-        if (c == nullptr) return fail();
+        lease l(*this);
+        if (!l) return fail();
+        redisContext* c = l.get();
         for (int attempt = 0; attempt < max_attempts; ++attempt) {
             rtxn t(*this, c);
             const bool commit = fn(t);
-            if (t.is_broken()) {
-                release(c, true);
-                return fail();
-            }
+            if (t.is_broken()) return fail();  // the lease frees the connection
             if (!commit || t.writes().empty()) {
-                reply_ptr u(redisCommand(c, "UNWATCH"));
-                release(c, !u || u->type == REDIS_REPLY_ERROR);
+                if (t.watched()) {
+                    reply_ptr u(redisCommand(c, "UNWATCH"));
+                    if (!u || u->type == REDIS_REPLY_ERROR) return {};  // nothing was written
+                }
+                l.keep();
                 return {};
             }
             // Pipelined: MULTI, the writes, EXEC.
             std::size_t sent = 0;
-            redisAppendCommand(c, "MULTI");
+            bool broken = redisAppendCommand(c, "MULTI") != REDIS_OK;
             ++sent;
             for (const auto& [k, v] : t.writes()) {
                 const std::string full = key(k);
-                if (v) {
-                    redisAppendCommand(c, "SET %b %b", full.data(), full.size(), v->data(),
-                                       v->size());
-                } else {
-                    redisAppendCommand(c, "DEL %b", full.data(), full.size());
-                }
+                const int rc = v ? redisAppendCommand(c, "SET %b %b", full.data(), full.size(),
+                                                      v->data(), v->size())
+                                 : redisAppendCommand(c, "DEL %b", full.data(), full.size());
+                broken = broken || rc != REDIS_OK;
                 ++sent;
             }
-            redisAppendCommand(c, "EXEC");
+            broken = broken || redisAppendCommand(c, "EXEC") != REDIS_OK;
             ++sent;
-            bool broken = false, conflict = false;
-            for (std::size_t i = 0; i < sent; ++i) {
+            if (broken) return fail();
+            bool conflict = false;
+            for (std::size_t i = 0; i < sent && !broken; ++i) {
                 void* raw = nullptr;
                 if (redisGetReply(c, &raw) != REDIS_OK) {
                     broken = true;
                     break;
                 }
                 reply_ptr r(raw);
-                if (i + 1 == sent) {
-                    if (r->type == REDIS_REPLY_NIL) conflict = true;
-                    if (r->type == REDIS_REPLY_ERROR) broken = true;
-                } else if (r->type == REDIS_REPLY_ERROR) {
-                    broken = true;
+                if (r->type == REDIS_REPLY_ERROR) broken = true;
+                if (i + 1 == sent && r->type == REDIS_REPLY_NIL) conflict = true;
+                if (i + 1 == sent && r->type == REDIS_REPLY_ARRAY) {
+                    for (std::size_t j = 0; j < r->elements; ++j) {
+                        if (r->element[j]->type == REDIS_REPLY_ERROR) broken = true;
+                    }
                 }
             }
-            if (broken) {
-                release(c, true);
-                return fail();
-            }
+            if (broken) return fail();
             if (!conflict) {
-                release(c, false);
+                l.keep();
                 return {};
             }
+            // EXEC cleared the watches; the next attempt watches what it reads afresh.
             conflicts_.fetch_add(1, std::memory_order_relaxed);
             // Jittered backoff so contending writers stop colliding in lockstep.
             thread_local std::minstd_rand rng(std::random_device{}());
             const int cap_us = std::min(5000, 50 << std::min(attempt, 7));
             std::this_thread::sleep_for(std::chrono::microseconds(rng() % cap_us));
         }
-        release(c, false);
+        l.keep();
         errors_.fetch_add(1, std::memory_order_relaxed);
         return make_error_code(errc::timed_out);
     }
 
     result<std::optional<std::string>> get(std::string_view k) override {
-        redisContext* c = acquire();
-        if (c == nullptr) return fail();
+        lease l(*this);
+        if (!l) return fail();
         const std::string full = key(k);
-        reply_ptr r(redisCommand(c, "GET %b", full.data(), full.size()));
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            release(c, true);
-            return fail();
-        }
+        reply_ptr r(redisCommand(l.get(), "GET %b", full.data(), full.size()));
+        if (!r) return fail();
+        l.keep();  // an error reply (LOADING, WRONGTYPE) leaves the connection usable
+        if (r->type == REDIS_REPLY_ERROR) return fail();
         std::optional<std::string> out;
         if (r->type == REDIS_REPLY_STRING) out.emplace(r->str, r->len);
-        release(c, false);
         return out;
     }
 
     std::error_code scan(
         std::string_view prefix,
         const std::function<bool(std::string_view, std::string_view)>& fn) override {
-        redisContext* c = acquire();
-        if (c == nullptr) return fail();
+        lease l(*this);
+        if (!l) return fail();
+        redisContext* c = l.get();
         const std::string pattern = glob_escape(key(prefix)) + "*";
+        const std::size_t strip = opts_.key_prefix.size();
         std::string cursor = "0";
+        std::vector<const char*> argv;
+        std::vector<std::size_t> lens;
         do {
             reply_ptr r(redisCommand(c, "SCAN %s MATCH %b COUNT 1000", cursor.c_str(),
                                      pattern.data(), pattern.size()));
-            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-                release(c, true);
+            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                r->element[0]->type != REDIS_REPLY_STRING ||
+                r->element[1]->type != REDIS_REPLY_ARRAY) {
                 return fail();
             }
             cursor.assign(r->element[0]->str, r->element[0]->len);
             const redisReply* keys = r->element[1];
+            if (keys->elements == 0) continue;
+            // One MGET per SCAN batch rather than a GET per key.
+            argv.assign(1, "MGET");
+            lens.assign(1, 4);
             for (std::size_t i = 0; i < keys->elements; ++i) {
+                argv.push_back(keys->element[i]->str);
+                lens.push_back(keys->element[i]->len);
+            }
+            reply_ptr v(
+                redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+            if (!v || v->type != REDIS_REPLY_ARRAY || v->elements != keys->elements) {
+                return fail();
+            }
+            for (std::size_t i = 0; i < keys->elements; ++i) {
+                const redisReply* val = v->element[i];
+                if (val->type != REDIS_REPLY_STRING) continue;  // deleted since the SCAN
                 std::string_view full(keys->element[i]->str, keys->element[i]->len);
-                reply_ptr v(redisCommand(c, "GET %b", full.data(), full.size()));
-                if (!v || v->type == REDIS_REPLY_ERROR) {
-                    release(c, true);
-                    return fail();
-                }
-                if (v->type != REDIS_REPLY_STRING) continue;  // deleted meanwhile
-                if (!fn(full.substr(opts_.key_prefix.size()), std::string_view(v->str, v->len))) {
-                    release(c, false);
+                if (full.size() < strip) continue;  // MATCH guarantees the prefix; be safe
+                if (!fn(full.substr(strip), std::string_view(val->str, val->len))) {
+                    l.keep();
                     return {};
                 }
             }
         } while (cursor != "0");
-        release(c, false);
+        l.keep();
         return {};
     }
 

@@ -30,8 +30,13 @@ class redis_server {
         dir_ = std::filesystem::temp_directory_path() /
                ("sy-redis-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
         std::filesystem::create_directories(dir_);
-        port_ = free_port();
-        start();
+        // The daemon ignores SIGPIPE (app.cc); so must a test that writes to a killed server.
+        ::signal(SIGPIPE, SIG_IGN);
+        // Another process may take the free port before redis-server binds it: try another.
+        for (int i = 0; i < 5; ++i) {
+            port_ = free_port();
+            if (start()) break;
+        }
     }
     ~redis_server() {
         stop();
@@ -44,8 +49,8 @@ class redis_server {
     int port() const { return port_; }
     bool running() const { return pid_ > 0; }
 
-    // Starts it again on the same port (after stop()).
-    void start() {
+    // Starts it (again, on the same port, after stop()); true once it accepts connections.
+    bool start() {
         const std::string port = std::to_string(port_), dir = dir_.string();
         std::vector<std::string> args = {
             binary,         "--port", port,    "--bind", "127.0.0.1", "--save",          "",
@@ -55,11 +60,27 @@ class redis_server {
         argv.push_back(nullptr);
         if (posix_spawn(&pid_, binary, nullptr, nullptr, argv.data(), environ) != 0) {
             pid_ = -1;
-            return;
+            return false;
         }
-        for (int i = 0; i < 200 && !accepts(); ++i) {
+        for (int i = 0; i < 400; ++i) {
+            if (accepts()) return true;
+            int st = 0;
+            if (::waitpid(pid_, &st, WNOHANG) == pid_) {  // exited: port taken, bad flag, ...
+                pid_ = -1;
+                return false;
+            }
             std::this_thread::sleep_for(std::chrono::milliseconds(25));
         }
+        stop();
+        return false;
+    }
+
+    // SIGSTOP / SIGCONT: a server that hangs without closing its connections.
+    void pause() {
+        if (pid_ > 0) ::kill(pid_, SIGSTOP);
+    }
+    void resume() {
+        if (pid_ > 0) ::kill(pid_, SIGCONT);
     }
 
     void stop() {
