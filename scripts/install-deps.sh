@@ -6,9 +6,10 @@ set -euo pipefail
 build_pkgs=(g++ cmake ninja-build pkg-config
   libboost1.81-dev libsimdjson-dev libspdlog-dev libfmt-dev libyaml-cpp-dev zlib1g-dev
   prometheus-cpp-dev libcli11-dev libssl-dev librdkafka-dev libre2-dev libmaxminddb-dev uap-core
-  liblmdb-dev libhiredis-dev)
+  liblmdb-dev libhiredis-dev libpq-dev libsqlite3-dev sqlite3)
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev python3 curl ca-certificates clang-format-14
-  kcat libmaxmind-db-writer-perl redis-server)
+  kcat libmaxmind-db-writer-perl redis-server
+  postgresql)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then

@@ -128,7 +128,7 @@ std::unique_ptr<delivery_manager::entry> delivery_manager::build(
     for (std::uint64_t i = 0; i < d.concurrency; ++i) {
         config::map_reader settings(d.settings, "destinations." + d.name, errs);
         for (const auto& k : d.core_keys) settings.consume(k);
-        destinations::destination_context ctx{d.name, cfg.data_dir};
+        destinations::destination_context ctx{d.name, cfg.data_dir, &metrics_};
         auto inst = (*f)(settings, ctx);
         if (!inst) return nullptr;
         instances.push_back(std::move(inst));
@@ -167,6 +167,7 @@ std::unique_ptr<delivery_manager::entry> delivery_manager::build(
     wo.kinds.clear();
     if (d.events) wo.kinds.push_back(record_kind::event);
     if (d.identity_links) wo.kinds.push_back(record_kind::identity_link);
+    if (d.quarantine) wo.kinds.push_back(record_kind::quarantine);
     if (d.deletions) {
         wo.kinds.push_back(record_kind::deletion);
         if (confirm_) {

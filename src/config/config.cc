@@ -565,14 +565,18 @@ void read_config(map_reader& root, config& c) {
             s.require("type", d.type, "Destination type (file, ...).");
             s.get("batch_max_events", d.batch_max_events, "Most events per delivery batch.");
             s.get("events", d.events,
-                  "Receive events; false makes a destination for identity_link and/or deletion "
-                  "records only.");
+                  "Receive events; false makes a destination for identity_link, deletion and/or "
+                  "quarantine records only.");
             s.get("identity_links", d.identity_links,
                   "Also receive identity_link records (two ids joined one person; see "
                   "docs/identity.md).");
             s.get("deletions", d.deletions,
                   "Receive deletion records (a person was deleted) and confirm them in the "
                   "deletion audit trail once delivered.");
+            s.get("quarantine", d.quarantine,
+                  "Also receive quarantine records (events that failed decoding, validation or "
+                  "the bot policy, with the reason), as the quarantine store does; the "
+                  "warehouses load them into a `quarantine` table.");
             s.get("batch_max_bytes", d.batch_max_bytes, "Most bytes per delivery batch.");
             s.get("batch_max_wait", d.batch_max_wait,
                   "How long a partial batch waits for more events before it is sent.");

@@ -187,6 +187,7 @@ struct destination_config {
     bool events = true;           // receive events (false: only identity_links / deletions)
     bool identity_links = false;  // receive identity_link records
     bool deletions = true;        // receive deletion records
+    bool quarantine = false;      // receive quarantine records (as the quarantine store does)
     duration retry_backoff_base{100};
     duration retry_backoff_max{30'000};
     std::uint64_t retry_max_attempts = 10;

@@ -2,6 +2,7 @@
 
 #include "config/reader.h"
 #include "switchyard/destination.h"
+#include "telemetry/metrics.h"
 
 #include <filesystem>
 #include <functional>
@@ -12,8 +13,9 @@
 namespace switchyard::destinations {
 
 struct destination_context {
-    std::string name;                // the destination's configured name
-    std::filesystem::path data_dir;  // the daemon's data directory
+    std::string name;                       // the destination's configured name
+    std::filesystem::path data_dir;         // the daemon's data directory
+    telemetry::metrics* metrics = nullptr;  // for a destination's own metrics; null in tools
 };
 
 // Reads the destination's own settings from `settings` (strictly: it calls settings.finish()) and
