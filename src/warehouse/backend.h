@@ -172,6 +172,10 @@ class backend {
     // created by other loaders sharing the database are included.
     virtual status describe(std::vector<table_info>& out) = 0;
 
+    // One table's columns (after DDL on it): `out.columns` is empty when the table does not
+    // exist (or is not managed by this loader).
+    virtual status describe_table(const table_ref& t, table_info& out) = 0;
+
     // Creates the namespace if needed, then the table with `columns` (which include `id`, the
     // primary key) if it does not exist. Idempotent; safe when another loader races to create
     // the same table. Columns of an already existing table are left as they are.

@@ -213,6 +213,18 @@ status loader::describe() {
     return st;
 }
 
+status loader::refresh(const table_ref& t) {
+    table_info info;
+    status st = backend_->describe_table(t, info);
+    if (!st.ok()) return st;
+    if (info.columns.empty()) {
+        tables_.erase(t);
+    } else {
+        remember(info);
+    }
+    return st;
+}
+
 status loader::ensure_table(const table_ref& t, table_kind kind, const std::vector<column>& wanted,
                             bool need_extra, std::vector<std::string>& overflow) {
     auto it = tables_.find(t);
@@ -238,7 +250,21 @@ status loader::ensure_table(const table_ref& t, table_kind kind, const std::vect
         stats_.tables_created.fetch_add(1, std::memory_order_relaxed);
         spdlog::info("Warehouse ({}): created table {}.{} with {} columns.", backend_->engine(),
                      t.ns, t.name, add.size());
-        return describe();
+        // It may have existed already (another loader made it), without some of our columns.
+        status r = refresh(t);
+        if (!r.ok()) return r;
+        auto now = tables_.find(t);
+        if (now == tables_.end()) {
+            return status::retry(
+                fmt::format("table {}.{} is missing after creating it", t.ns, t.name));
+        }
+        for (const auto& c : add) {
+            if (!now->second.types.count(c.name)) {
+                overflow.clear();
+                return ensure_table(t, kind, wanted, need_extra, overflow);
+            }
+        }
+        return r;
     }
     const table_state& ts = it->second;
     const std::size_t used = ts.columns.size() - (ts.has_extra ? 1 : 0);
@@ -261,7 +287,7 @@ status loader::ensure_table(const table_ref& t, table_kind kind, const std::vect
     stats_.columns_added.fetch_add(add.size(), std::memory_order_relaxed);
     spdlog::info("Warehouse ({}): added {} column(s) to {}.{} (first: {} {}).", backend_->engine(),
                  add.size(), t.ns, t.name, add.front().name, to_string(add.front().type));
-    return describe();
+    return refresh(t);
 }
 
 namespace {

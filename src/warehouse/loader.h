@@ -83,6 +83,7 @@ class loader {
     };
 
     status describe();
+    status refresh(const table_ref& t);  // re-reads one table after DDL on it
     status load_rows(std::vector<row>& rows);
     status delete_person(const deletion_ids& ids);
     status ensure_table(const table_ref& t, table_kind kind, const std::vector<column>& wanted,

@@ -4,6 +4,7 @@
 #include "warehouse/rows.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -154,6 +155,16 @@ status postgres_backend::connect() {
         close();
         return status::retry("postgres: cannot connect: " + msg);
     }
+    // Server notices ("relation already exists, skipping" from IF NOT EXISTS, shutdown
+    // warnings) go to the debug log rather than to stderr.
+    PQsetNoticeProcessor(
+        conn_,
+        [](void*, const char* message) {
+            std::string m = message;
+            while (!m.empty() && m.back() == '\n') m.pop_back();
+            spdlog::debug("postgres: {}", m);
+        },
+        nullptr);
     where_ = fmt::format("{}:{}", PQhost(conn_) ? PQhost(conn_) : "?",
                          PQport(conn_) ? PQport(conn_) : "?");
     status st = run(fmt::format("SET TIME ZONE 'UTC'; SET statement_timeout = {}",
@@ -223,6 +234,27 @@ status postgres_backend::describe(std::vector<table_info>& out) {
         if (out.empty() || out.back().table != t) out.push_back({t, {}});
         out.back().columns.push_back(
             {PQgetvalue(r.get(), i, 2), type_of(PQgetvalue(r.get(), i, 3))});
+    }
+    return status::success();
+}
+
+status postgres_backend::describe_table(const table_ref& t, table_info& out) {
+    status st = connect();
+    if (!st.ok()) return st;
+    out.table = t;
+    out.columns.clear();
+    const char* sql =
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+        "FROM pg_namespace n "
+        "JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p') "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE n.nspname = $1 AND c.relname = $2 "
+        "AND obj_description(n.oid, 'pg_namespace') = $3 ORDER BY a.attnum";
+    const char* params[] = {t.ns.c_str(), t.name.c_str(), schema_comment};
+    result_ptr r(PQexecParams(conn_, sql, 3, nullptr, params, nullptr, nullptr, 0));
+    if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) return classify(r.get(), "describe", 0);
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+        out.columns.push_back({PQgetvalue(r.get(), i, 0), type_of(PQgetvalue(r.get(), i, 1))});
     }
     return status::success();
 }

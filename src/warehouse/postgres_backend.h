@@ -34,6 +34,7 @@ class postgres_backend final : public backend {
     bool accepts_nul() const noexcept override { return false; }
     status connect() override;
     status describe(std::vector<table_info>& out) override;
+    status describe_table(const table_ref& t, table_info& out) override;
     status create_table(const table_ref& t, std::span<const column> columns) override;
     status add_columns(const table_ref& t, std::span<const column> columns) override;
     status apply(const load& l) override;

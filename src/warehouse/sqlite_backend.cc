@@ -191,6 +191,25 @@ status sqlite_backend::describe(std::vector<table_info>& out) {
     return status::success();
 }
 
+status sqlite_backend::describe_table(const table_ref& t, table_info& out) {
+    status st = connect();
+    if (!st.ok()) return st;
+    out.table = t;
+    out.columns.clear();
+    const std::string phys = physical(t);
+    sqlite3_stmt* s = prepared("SELECT name, type FROM pragma_table_info(?) ORDER BY cid", st);
+    if (s == nullptr) return st;
+    sqlite3_bind_text(s, 1, phys.data(), static_cast<int>(phys.size()), SQLITE_TRANSIENT);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        auto* n = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+        auto* ty = reinterpret_cast<const char*>(sqlite3_column_text(s, 1));
+        out.columns.push_back({n ? n : "", type_of(ty ? ty : "")});
+    }
+    if (rc != SQLITE_DONE) return error("describe", rc);
+    return status::success();
+}
+
 status sqlite_backend::create_table(const table_ref& t, std::span<const column> columns) {
     status st = connect();
     if (!st.ok()) return st;

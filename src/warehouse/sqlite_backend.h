@@ -36,6 +36,7 @@ class sqlite_backend final : public backend {
     bool accepts_nul() const noexcept override { return true; }
     status connect() override;
     status describe(std::vector<table_info>& out) override;
+    status describe_table(const table_ref& t, table_info& out) override;
     status create_table(const table_ref& t, std::span<const column> columns) override;
     status add_columns(const table_ref& t, std::span<const column> columns) override;
     status apply(const load& l) override;

@@ -28,6 +28,9 @@ class faulty_backend final : public backend {
     status describe(std::vector<table_info>& out) override {
         return fail_all_ ? status::retry("down") : inner_.describe(out);
     }
+    status describe_table(const table_ref& t, table_info& out) override {
+        return fail_all_ ? status::retry("down") : inner_.describe_table(t, out);
+    }
     status create_table(const table_ref& t, std::span<const column> c) override {
         return fail_all_ ? status::retry("down") : inner_.create_table(t, c);
     }
@@ -335,6 +338,30 @@ TEST_F(WarehouseLoader, NulIsDiscardedWhereTheEngineCannotStoreIt) {
     EXPECT_EQ(q("SELECT count(*) FROM web_e")[0][0], "1");
     EXPECT_EQ(q("SELECT count(*) FROM web__discards WHERE column_name='' AND table_name='e'")[0][0],
               "1");
+}
+
+TEST_F(WarehouseLoader, TwoLoadersShareOneSchema) {
+    make();
+    // A second loader on the same database reads the (empty) schema first...
+    loader other(std::make_unique<sqlite_backend>(sqlite_options{.path = db_}), {});
+    ASSERT_EQ(send({track("1", "E", R"({"a":1})")}).status, send_status::delivered);
+    // ...then meets tables the first one created meanwhile: it adds its own columns to them
+    // rather than parking its values in _extra.
+    event_view v;
+    v.type = event_type::track;
+    v.received_at_ms = 1'700'000'000'500;
+    v.source = "web";
+    v.message_id = "2";
+    v.event_name = "E";
+    v.json = R"({"type":"track","event":"E","properties":{"a":2,"b":"x"}})";
+    delivery_item item{0, v};
+    ASSERT_EQ(other.send(std::span<const delivery_item>(&item, 1)).status, send_status::delivered);
+    EXPECT_EQ(q("SELECT id, a, b FROM web_e ORDER BY id"),
+              (std::vector<std::vector<std::string>>{{"1", "1", "NULL"}, {"2", "2", "x"}}));
+    EXPECT_FALSE(columns("web_e").count("_extra"));
+    // And the first loader, whose cache predates column b, still loads (b is found on add).
+    ASSERT_EQ(send({track("3", "E", R"({"b":"y"})")}).status, send_status::delivered);
+    EXPECT_EQ(q("SELECT b FROM web_e WHERE id='3'")[0][0], "y");
 }
 
 TEST_F(WarehouseLoader, UnreadableRecordsAreKept) {
