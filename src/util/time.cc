@@ -4,19 +4,7 @@
 
 namespace switchyard::util {
 
-namespace {
-
-// Howard Hinnant's days_from_civil.
-constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
-    y -= m <= 2;
-    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = static_cast<unsigned>(y - era * 400);
-    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) noexcept {
+bool parse_digits(std::string_view s, std::size_t pos, std::size_t n, int& out) noexcept {
     if (pos + n > s.size()) return false;
     int v = 0;
     for (std::size_t i = pos; i < pos + n; ++i) {
@@ -27,14 +15,26 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) noexce
     return true;
 }
 
-}  // namespace
+void civil_from_days(std::int64_t z, int& y, unsigned& m, unsigned& d) noexcept {
+    z += 719468;
+    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const auto doe = static_cast<unsigned>(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const std::int64_t yy = static_cast<std::int64_t>(yoe) + era * 400;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y = static_cast<int>(yy + (m <= 2));
+}
 
 std::optional<std::int64_t> parse_iso8601_ms(std::string_view s) noexcept {
     int y, mo, d, h, mi, se;
-    if (!digits(s, 0, 4, y) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, mo) ||
-        s[7] != '-' || !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-        !digits(s, 11, 2, h) || s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' ||
-        !digits(s, 17, 2, se)) {
+    if (!parse_digits(s, 0, 4, y) || s.size() < 19 || s[4] != '-' || !parse_digits(s, 5, 2, mo) ||
+        s[7] != '-' || !parse_digits(s, 8, 2, d) ||
+        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !parse_digits(s, 11, 2, h) ||
+        s[13] != ':' || !parse_digits(s, 14, 2, mi) || s[16] != ':' ||
+        !parse_digits(s, 17, 2, se)) {
         return std::nullopt;
     }
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return std::nullopt;
@@ -58,10 +58,10 @@ std::optional<std::int64_t> parse_iso8601_ms(std::string_view s) noexcept {
             ++pos;
         } else if (c == '+' || c == '-') {
             int oh, om;
-            if (!digits(s, pos + 1, 2, oh)) return std::nullopt;
+            if (!parse_digits(s, pos + 1, 2, oh)) return std::nullopt;
             std::size_t p2 = pos + 3;
             if (p2 < s.size() && s[p2] == ':') ++p2;
-            if (!digits(s, p2, 2, om)) return std::nullopt;
+            if (!parse_digits(s, p2, 2, om)) return std::nullopt;
             offset_min = (oh * 60 + om) * (c == '-' ? -1 : 1);
             pos = p2 + 2;
         } else {
@@ -87,17 +87,10 @@ void append_iso8601_ms(std::string& out, std::int64_t epoch_ms) {
         rem += 86400;
         days -= 1;
     }
-    // civil_from_days
-    std::int64_t z = days + 719468;
-    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = static_cast<unsigned>(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
+    int yi;
+    unsigned m, d;
+    civil_from_days(days, yi, m, d);
+    std::int64_t y = yi;
     char buf[32];
     auto put = [&](int pos, std::int64_t v, int width) {
         for (int i = width - 1; i >= 0; --i) {

@@ -103,41 +103,6 @@ std::string namespace_for(std::string_view source) {
 
 namespace {
 
-bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
-    if (pos + n > s.size()) return false;
-    int v = 0;
-    for (std::size_t i = pos; i < pos + n; ++i) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    out = v;
-    return true;
-}
-
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const auto yoe = static_cast<unsigned>(y - era * 400);
-    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-// Days to civil date (Howard Hinnant's civil_from_days).
-void civil_from_days(std::int64_t z, int& y, unsigned& m, unsigned& d) {
-    z += 719468;
-    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const auto doe = static_cast<unsigned>(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const std::int64_t yy = static_cast<std::int64_t>(yoe) + era * 400;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    d = doy - (153 * mp + 2) / 5 + 1;
-    m = mp < 10 ? mp + 3 : mp - 9;
-    y = static_cast<int>(yy + (m <= 2));
-}
-
 bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 }  // namespace
@@ -145,14 +110,15 @@ bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 bool parse_timestamp_us(std::string_view s, std::int64_t& us) noexcept {
     int y, mo, d, h, mi, sec = 0;
     if (s.size() < 16 || s.size() > 40) return false;
-    if (!digits(s, 0, 4, y) || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
-        !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-        !digits(s, 11, 2, h) || s[13] != ':' || !digits(s, 14, 2, mi)) {
+    if (!util::parse_digits(s, 0, 4, y) || s[4] != '-' || !util::parse_digits(s, 5, 2, mo) ||
+        s[7] != '-' || !util::parse_digits(s, 8, 2, d) ||
+        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !util::parse_digits(s, 11, 2, h) ||
+        s[13] != ':' || !util::parse_digits(s, 14, 2, mi)) {
         return false;
     }
     std::size_t p = 16;
     if (p < s.size() && s[p] == ':') {
-        if (!digits(s, p + 1, 2, sec)) return false;
+        if (!util::parse_digits(s, p + 1, 2, sec)) return false;
         p += 3;
     }
     std::int64_t frac_us = 0;
@@ -175,11 +141,11 @@ bool parse_timestamp_us(std::string_view s, std::int64_t& us) noexcept {
         } else if (s[p] == '+' || s[p] == '-') {
             const int sign = s[p] == '-' ? -1 : 1;
             int oh, om = 0;
-            if (!digits(s, p + 1, 2, oh)) return false;
+            if (!util::parse_digits(s, p + 1, 2, oh)) return false;
             p += 3;
             if (p < s.size() && s[p] == ':') ++p;
             if (p < s.size()) {
-                if (!digits(s, p, 2, om)) return false;
+                if (!util::parse_digits(s, p, 2, om)) return false;
                 p += 2;
             }
             if (oh > 23 || om > 59) return false;
@@ -193,11 +159,11 @@ bool parse_timestamp_us(std::string_view s, std::int64_t& us) noexcept {
     if (y < 1 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59) return false;
     if (d > mdays[mo - 1] + (mo == 2 && leap(y) ? 1 : 0)) return false;
     const std::int64_t secs =
-        days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+        util::days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
     // Keep within 0001-01-01 .. 9999-12-31 UTC after the offset: both engines, and the
     // fixed-width text form SQLite stores, handle exactly that range.
-    static const std::int64_t lo = days_from_civil(1, 1, 1) * 86400;
-    static const std::int64_t hi = days_from_civil(10000, 1, 1) * 86400;
+    static const std::int64_t lo = util::days_from_civil(1, 1, 1) * 86400;
+    static const std::int64_t hi = util::days_from_civil(10000, 1, 1) * 86400;
     if (secs < lo || secs >= hi) return false;
     us = secs * 1'000'000 + frac_us;
     return true;
@@ -218,7 +184,7 @@ std::string format_timestamp_us(std::int64_t us) {
     }
     int y;
     unsigned m, d;
-    civil_from_days(days, y, m, d);
+    util::civil_from_days(days, y, m, d);
     return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", y, m, d, rem / 3600,
                        rem / 60 % 60, rem % 60, frac);
 }
