@@ -2,15 +2,18 @@
 (the shipped default) and in a real PostgreSQL server started here, schema evolution, type
 conflicts kept in _discards, the column budget and _extra, hostile names, deletions, the
 quarantine table, database outages, and a daemon killed mid-load (rows = distinct ids)."""
+import base64
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
+import tempfile
 import unittest
+import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -300,7 +303,7 @@ class SqliteTest(WarehouseCase):
         self.assertLessEqual(loaded_at_kill, n)
 
     def test_shipped_config_writes_the_default_warehouse(self):
-        tmp = os.path.join(d_tmp := self.tmp_dir(), "run")
+        tmp = os.path.join(self.tmp_dir(), "run")
         os.makedirs(tmp)
         port, admin = free_port(), free_port()
         env = dict(os.environ, SWITCHYARD_DATA_DIR=os.path.join(tmp, "data"),
@@ -311,8 +314,6 @@ class SqliteTest(WarehouseCase):
                                 cwd=tmp, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         self.addCleanup(lambda: proc.poll() is None and proc.kill())
-        import base64
-        import urllib.request
         auth = base64.b64encode(b"demo-write-key:").decode()
         body = json.dumps({"type": "track", "event": "Signed Up", "userId": "q1",
                            "messageId": "quick-1"}).encode()
@@ -331,11 +332,8 @@ class SqliteTest(WarehouseCase):
                   what="a row in data/warehouse.db")
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-        del d_tmp
 
     def tmp_dir(self):
-        import shutil
-        import tempfile
         t = tempfile.mkdtemp(prefix="switchyard-wh-")
         self.addCleanup(shutil.rmtree, t, True)
         return t
@@ -364,7 +362,7 @@ class PostgresTest(WarehouseCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.pg.stop()
+        cls.pg.cleanup()
 
     def fresh_db(self):
         name = "wh_" + uuid.uuid4().hex[:10]
