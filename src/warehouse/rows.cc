@@ -222,11 +222,25 @@ void row_builder::add(row& r, std::string column, cell value) {
     r.fields.push_back({std::move(column), std::move(value)});
 }
 
+const std::string& row_builder::key_name(std::string_view key) {
+    // Events repeat the same keys; sanitizing each once keeps rows cheap. Bounded: a stream of
+    // ever-new keys only costs a reset now and then.
+    auto it = names_.find(key);
+    if (it != names_.end()) return it->second;
+    if (names_.size() >= 8192) names_.clear();
+    return names_.emplace(std::string(key), sanitize_identifier(key)).first->second;
+}
+
+std::string row_builder::column_name(const std::string& joined) {
+    // Joined from sanitized parts, so only the length rule can still apply.
+    return joined.size() <= max_identifier_bytes ? joined : sanitize_identifier(joined);
+}
+
 void row_builder::flatten_object(simdjson::dom::object o, std::string& prefix, std::size_t depth,
                                  row& r, bool collide_check) {
     const std::size_t keep = prefix.size();
     for (auto [key, value] : o) {
-        std::string name = sanitize_identifier(key);
+        std::string name = key_name(key);
         if (collide_check && is_standard_column(r.kind, name)) {
             // A property or trait named like a standard column ("id", "timestamp") keeps its
             // value under a prefixed name rather than overwriting the standard one.
@@ -247,14 +261,14 @@ void row_builder::flatten(element e, std::string& prefix, std::size_t depth, row
     switch (e.type()) {
         case element_type::OBJECT: {
             if (depth >= opts_.max_depth) {
-                add(r, sanitize_identifier(prefix), cell::of_text(simdjson::minify(e)));
+                add(r, column_name(prefix), cell::of_text(simdjson::minify(e)));
                 return;
             }
             flatten_object(simdjson::dom::object(e), prefix, depth, r, collide_check);
             return;
         }
         case element_type::ARRAY:
-            add(r, sanitize_identifier(prefix), cell::of_text(simdjson::minify(e)));
+            add(r, column_name(prefix), cell::of_text(simdjson::minify(e)));
             return;
         case element_type::STRING: {
             std::string_view s = e.get_string().value_unsafe();
@@ -262,24 +276,24 @@ void row_builder::flatten(element e, std::string& prefix, std::size_t depth, row
             if (parse_timestamp_us(s, us)) {
                 cell c = cell::of_timestamp_us(us);
                 c.s.assign(s);
-                add(r, sanitize_identifier(prefix), std::move(c));
+                add(r, column_name(prefix), std::move(c));
             } else {
-                add(r, sanitize_identifier(prefix), cell::of_text(std::string(s)));
+                add(r, column_name(prefix), cell::of_text(std::string(s)));
             }
             return;
         }
         case element_type::INT64:
-            add(r, sanitize_identifier(prefix), cell::of_int(e.get_int64().value_unsafe()));
+            add(r, column_name(prefix), cell::of_int(e.get_int64().value_unsafe()));
             return;
         case element_type::UINT64:
-            add(r, sanitize_identifier(prefix),
+            add(r, column_name(prefix),
                 cell::of_float(static_cast<double>(e.get_uint64().value_unsafe())));
             return;
         case element_type::DOUBLE:
-            add(r, sanitize_identifier(prefix), cell::of_float(e.get_double().value_unsafe()));
+            add(r, column_name(prefix), cell::of_float(e.get_double().value_unsafe()));
             return;
         case element_type::BOOL:
-            add(r, sanitize_identifier(prefix), cell::of_bool(e.get_bool().value_unsafe()));
+            add(r, column_name(prefix), cell::of_bool(e.get_bool().value_unsafe()));
             return;
         case element_type::NULL_VALUE:
             return;  // like a missing key: no column, and a users upsert keeps the old value
@@ -444,7 +458,11 @@ bool row_builder::build(const event_view& v, std::vector<row>& out, std::string&
         return false;
     }
     simdjson::dom::object o = doc.get_object().value_unsafe();
-    const std::string ns = namespace_for(v.source);
+    if (v.source != last_source_ || last_ns_.empty()) {
+        last_source_.assign(v.source);
+        last_ns_ = namespace_for(v.source);
+    }
+    const std::string& ns = last_ns_;
     auto start = [&](table_kind k, std::string name) -> row& {
         row& r = out.emplace_back();
         r.table = {ns, std::move(name)};

@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -111,9 +112,20 @@ class row_builder {
     void common(const event_view& v, simdjson::dom::object o, row& r);
     void members(simdjson::dom::object o, std::string_view prefix_name, row& r);
 
+    const std::string& key_name(std::string_view key);
+    static std::string column_name(const std::string& joined);
+
+    struct string_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
     row_options opts_;
     simdjson::dom::parser parser_;
     std::string scratch_;
+    std::string last_source_, last_ns_;
+    std::unordered_map<std::string, std::string, string_hash, std::equal_to<>> names_;
 };
 
 // The table namespace of a source: its sanitized name ("switchyard" for records with no
