@@ -248,7 +248,9 @@ void row_builder::flatten_object(simdjson::dom::object o, std::string& prefix, s
                                 r.kind == table_kind::users;
             name.insert(0, traits ? "traits_" : "properties_");
         }
-        if (!prefix.empty()) prefix += '_';
+        // One '_' between parts, as sanitizing the whole path would leave it ("from_" + "type"
+        // -> "from_type", "a" + "_1st" -> "a_1st").
+        if (!prefix.empty() && prefix.back() != '_' && name.front() != '_') prefix += '_';
         prefix += name;
         flatten(value, prefix, depth + 1, r, false);
         prefix.resize(keep);
