@@ -129,6 +129,7 @@ postgres_backend::postgres_backend(postgres_options o) : opts_(std::move(o)) {}
 postgres_backend::~postgres_backend() { close(); }
 
 void postgres_backend::close() {
+    stages_.clear();
     if (conn_ != nullptr) {
         PQfinish(conn_);
         conn_ = nullptr;
@@ -204,8 +205,53 @@ void postgres_backend::rollback() {
     }
     if (PQtransactionStatus(conn_) != PQTRANS_IDLE) {
         result_ptr r(PQexec(conn_, "ROLLBACK"));
-        if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) close();
+        if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+            close();
+            return;
+        }
     }
+    // Staging tables made in the failed transaction are gone with it; start them all afresh.
+    result_ptr d(PQexec(conn_, "DISCARD TEMP"));
+    stages_.clear();
+    if (!d || PQresultStatus(d.get()) != PGRES_COMMAND_OK) close();
+}
+
+status postgres_backend::ensure_stage(const table_rows& tr) {
+    auto it = stages_.find(tr.table);
+    if (it != stages_.end()) {
+        bool covers = true;
+        for (const auto& c : tr.columns) covers = covers && it->second.columns.count(c.name);
+        if (covers) return status::success();
+        // The target gained columns since: make a new stage like it.
+        status st = run("DROP TABLE IF EXISTS " + it->second.name, PGRES_COMMAND_OK);
+        if (!st.ok()) return st;
+        stages_.erase(it);
+    }
+    if (stages_.size() >= 512) {
+        for (const auto& [t, s] : stages_) {
+            status st = run("DROP TABLE IF EXISTS " + s.name, PGRES_COMMAND_OK);
+            if (!st.ok()) return st;
+        }
+        stages_.clear();
+    }
+    stage_info info;
+    info.name = fmt::format("switchyard_stage_{}", ++stage_seq_);
+    // One staging table per target for the connection's life, emptied by every commit: creating
+    // and dropping one per batch costs catalog writes that grow with the column count.
+    // Constraints come along so a row an operator's CHECK refuses fails inside COPY, where
+    // PostgreSQL names its line.
+    status st = run(fmt::format("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING "
+                                "CONSTRAINTS) ON COMMIT DELETE ROWS",
+                                info.name, qualified(tr.table)),
+                    PGRES_COMMAND_OK);
+    if (!st.ok()) return st;
+    const std::string q = "SELECT attname FROM pg_attribute WHERE attrelid = '" + info.name +
+                          "'::regclass AND attnum > 0 AND NOT attisdropped";
+    result_ptr r(PQexec(conn_, q.c_str()));
+    if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) return classify(r.get(), "stage", 0);
+    for (int i = 0; i < PQntuples(r.get()); ++i) info.columns.insert(PQgetvalue(r.get(), i, 0));
+    stages_[tr.table] = std::move(info);
+    return status::success();
 }
 
 status postgres_backend::run(const std::string& sql, int expect) {
@@ -341,15 +387,10 @@ status postgres_backend::apply(const load& l) {
     for (std::size_t w = 0; w < l.writes.size(); ++w) {
         const table_rows& tr = l.writes[w];
         if (tr.rows.empty()) continue;
-        const std::string stage = fmt::format("switchyard_stage_{}", w);
         const std::string target = qualified(tr.table);
-        // Constraints come along so a row an operator's CHECK refuses fails inside COPY, where
-        // PostgreSQL names its line.
-        st = run(fmt::format("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING "
-                             "CONSTRAINTS) ON COMMIT DROP",
-                             stage, target),
-                 PGRES_COMMAND_OK);
+        st = ensure_stage(tr);
         if (!st.ok()) return fail(st);
+        const std::string& stage = stages_[tr.table].name;
         std::string cols;
         bool has_received = false;
         for (std::size_t c = 0; c < tr.columns.size(); ++c) {
@@ -421,7 +462,6 @@ status postgres_backend::apply(const load& l) {
             }
         }
         if (st = run(merge, PGRES_COMMAND_OK); !st.ok()) return fail(st);
-        if (st = run("DROP TABLE " + stage, PGRES_COMMAND_OK); !st.ok()) return fail(st);
     }
     for (const auto& d : l.deletions) {
         // Text with U+0000 cannot be in the database (nor in a parameter): skip such values.

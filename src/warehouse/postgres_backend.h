@@ -3,6 +3,9 @@
 #include "warehouse/backend.h"
 
 #include <chrono>
+#include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 
 struct pg_conn;
@@ -19,7 +22,8 @@ struct postgres_options {
 
 // The PostgreSQL warehouse engine, over libpq. A namespace is a schema, marked with the comment
 // `switchyard warehouse` so describe() lists only schemas this loader manages. A load is one
-// transaction: per table, COPY into a temporary staging table, then INSERT … SELECT … ON
+// transaction: per table, COPY into the connection's staging table for it (a temporary table
+// emptied at every commit), then INSERT … SELECT … ON
 // CONFLICT (id); then the deletions. Errors are classified by SQLSTATE: data errors in COPY name
 // the refused row (status::bad_row), the rest are retried. The session runs in UTC.
 // Not thread-safe: one delivery worker uses it.
@@ -49,10 +53,19 @@ class postgres_backend final : public backend {
     status classify(pg_result* r, const char* what, std::size_t write_index);
     status ensure_schema(const std::string& ns);
     void rollback();
+    // Makes sure the connection has a staging table for `tr`'s target covering its columns.
+    status ensure_stage(const table_rows& tr);
+
+    struct stage_info {
+        std::string name;
+        std::set<std::string> columns;
+    };
 
     postgres_options opts_;
     pg_conn* conn_ = nullptr;
-    std::string where_;  // host:port for messages (never the password)
+    std::string where_;                       // host:port for messages (never the password)
+    std::map<table_ref, stage_info> stages_;  // this connection's staging tables
+    std::uint64_t stage_seq_ = 0;
 };
 
 }  // namespace switchyard::warehouse

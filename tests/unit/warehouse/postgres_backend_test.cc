@@ -189,6 +189,27 @@ TEST_F(PostgresBackend, RefusedRowIsNamedAndNothingIsApplied) {
     EXPECT_EQ(server_->query("SELECT count(*) FROM " + ns_ + ".checked"), "2");
 }
 
+TEST_F(PostgresBackend, StagingFollowsTheTargetsColumns) {
+    auto b = make();
+    table_ref t{ns_, "grows"};
+    std::vector<column> c = {{"id", ct::text}, {"a", ct::integer}};
+    ASSERT_TRUE(b.create_table(t, c).ok());
+    auto put = [&](std::vector<column> cols, std::vector<cell> row) {
+        load l;
+        l.writes.push_back({t, write_mode::insert_ignore, std::move(cols), {std::move(row)}});
+        return b.apply(l);
+    };
+    ASSERT_TRUE(put(c, {cell::of_text("1"), cell::of_int(1)}).ok());
+    ASSERT_TRUE(put(c, {cell::of_text("2"), cell::of_int(2)}).ok());  // the same stage again
+    // A column added between loads: the connection's staging table is remade to include it.
+    ASSERT_TRUE(b.add_columns(t, std::vector<column>{{"b", ct::text}}).ok());
+    ASSERT_TRUE(
+        put({{"id", ct::text}, {"b", ct::text}}, {cell::of_text("3"), cell::of_text("x")}).ok());
+    // Rows never stay behind in a stage: each load sees only its own.
+    EXPECT_EQ(server_->query("SELECT id, a, b FROM " + ns_ + ".grows ORDER BY id"),
+              "1|1|\n2|2|\n3||x");
+}
+
 TEST_F(PostgresBackend, IdentifiersAreQuotedNotInjected) {
     auto b = make();
     table_ref t{ns_, "x\"; DROP TABLE y; --"};
