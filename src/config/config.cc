@@ -562,7 +562,18 @@ void read_config(map_reader& root, config& c) {
             d.settings = s.node();
             s.require("name", d.name,
                       "Destination name; also its cursor's name, so keep it stable.");
-            s.require("type", d.type, "Destination type (file, ...).");
+            if (!s.describing() && s.has("type") && s.node()["type"].IsNull()) {
+                // YAML reads a bare `null` (and `~`, and nothing) as no value at all.
+                s.consume("type");
+                s.errs().add(s.mark_of("type"),
+                             s.key_path("type") +
+                                 ": has no value (YAML reads a bare null as none); for the null "
+                                 "destination write type: \"null\" with the quotes");
+            } else {
+                s.require("type", d.type,
+                          "Destination type: file, webhook, kafka, sqlite, postgres or \"null\" "
+                          "(quoted: a bare null is YAML's empty value).");
+            }
             s.get("batch_max_events", d.batch_max_events, "Most events per delivery batch.");
             s.get("events", d.events,
                   "Receive events; false makes a destination for identity_link, deletion and/or "
