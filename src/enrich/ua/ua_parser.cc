@@ -35,6 +35,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cctype>
 #include <cerrno>
@@ -45,7 +46,10 @@
 #include <re2/re2.h>
 #include <re2/set.h>
 #include <sstream>
+#include <system_error>
+#include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace switchyard::enrich::ua {
@@ -543,13 +547,18 @@ bool expand_sequence(std::string_view p, const regex_node* const* first,
                      std::vector<std::string>& out) {
     out.assign(1, std::string());
     std::vector<std::string> e, next;
+    std::unordered_set<std::string> seen;  // next's strings: first occurrences kept, in order
     for (; first != last; ++first) {
         const std::size_t budget = cap / out.size();
         if (budget == 0) return false;
         const bool whole = expand(p, **first, fold, budget, e);
         next.clear();
+        seen.clear();
         for (const std::string& a : out) {
-            for (const std::string& b : e) add_unique(next, a + b);
+            for (const std::string& b : e) {
+                std::string ab = a + b;
+                if (seen.insert(ab).second) next.push_back(std::move(ab));
+            }
         }
         out.swap(next);
         if (!whole) return false;
@@ -1315,29 +1324,103 @@ struct prefilter_builder {
     }
 };
 
+// One rule on its way through build_section: read from YAML, then compiled (on any thread),
+// then added to the section and the prefilter in file order.
+struct pending_rule {
+    rule r;
+    std::string where;
+    std::string pattern;
+    bool icase = false;
+    int groups_used = 0;
+    std::string problem;          // set: RE2 (or the loader) rejects it; the rule is skipped
+    std::vector<factor> factors;  // necessary_factors(pattern), for ASCII patterns
+};
+
+// The expensive, independent part of one rule: both regexes and the prefilter factors. Touches
+// nothing shared but read-only tables, so rules compile in parallel.
+void compile_rule(pending_rule& pr) {
+    rule& r = pr.r;
+    const std::string& pattern = pr.pattern;
+    r.exact = std::make_unique<RE2>(pattern, regex_options(!pr.icase, regex_max_mem));
+    if (!r.exact->ok()) {
+        pr.problem = r.exact->error();
+        return;
+    }
+    const int ncap = r.exact->NumberOfCapturingGroups();
+    const int groups_used = std::min(pr.groups_used, ncap);
+    r.exact_slots = std::min(1 + groups_used, max_groups);
+
+    relaxed_pattern rp;
+    if (is_ascii(pattern) && relax(pattern, rp) &&
+        static_cast<int>(rp.group_map.size()) == ncap + 1) {
+        auto relaxed = std::make_unique<RE2>(rp.pattern, regex_options(!pr.icase, regex_max_mem));
+        if (relaxed->ok()) {
+            int slots = 0;
+            for (int g = 0; g <= std::min(groups_used, max_groups - 1); ++g) {
+                slots = std::max(slots, rp.group_map[static_cast<std::size_t>(g)]);
+            }
+            for (const auto& b : rp.bounds) slots = std::max(slots, b.first);
+            r.relaxed = std::move(relaxed);
+            r.group_map = std::move(rp.group_map);
+            r.bounds = std::move(rp.bounds);
+            r.relaxed_slots = slots + 1;
+        }
+    }
+    if (is_ascii(pattern)) {
+        pr.factors = necessary_factors(pattern, pr.icase);
+        r.dfa_first = starts_anchored(pattern);
+    }
+}
+
+// Runs compile_rule over every pending rule: on up to `threads` threads (this one included),
+// each taking the next rule in turn. The result does not depend on the thread count.
+void compile_rules(std::vector<pending_rule>& rules, unsigned threads) {
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+        for (std::size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < rules.size();) {
+            if (rules[i].problem.empty()) compile_rule(rules[i]);
+        }
+    };
+    std::vector<std::thread> pool;
+    const unsigned extra = std::min<std::size_t>(threads, rules.size() / 16 + 1) - 1;
+    for (unsigned t = 0; t < extra; ++t) {
+        try {
+            pool.emplace_back(work);
+        } catch (const std::system_error&) {
+            break;  // no more threads: the ones running (and this one) finish the list
+        }
+    }
+    work();
+    for (std::thread& t : pool) t.join();
+}
+
+// Builds one section from its YAML sequence. Structural problems are fatal (err set, false);
+// regexes RE2 rejects are recorded in unsupported. Reading YAML and filling the prefilter stay
+// on this thread and in file order; compiling the regexes runs on `threads` threads.
 bool build_section(section& s, const YAML::Node& seq, std::string_view name,
-                   std::vector<std::string>& unsupported, prefilter_builder& pre,
+                   std::vector<std::string>& unsupported, prefilter_builder& pre, unsigned threads,
                    std::string& err) {
     if (!seq.IsSequence()) {
         err = position(name, seq) + ": " + s.name + " must be a list";
         return false;
     }
     const auto& keys = keys_of(s.kind);
+    std::vector<pending_rule> pending(seq.size());
     for (std::size_t i = 0; i < seq.size(); ++i) {
         const YAML::Node entry = seq[i];
-        const std::string where = std::string(s.name) + "[" + std::to_string(i) + "]";
+        pending_rule& pr = pending[i];
+        pr.where = std::string(s.name) + "[" + std::to_string(i) + "]";
         if (!entry.IsMap()) {
-            err = position(name, entry) + ": " + where + " must be a mapping with a regex";
+            err = position(name, entry) + ": " + pr.where + " must be a mapping with a regex";
             return false;
         }
-        std::string pattern;
-        if (!read_scalar(entry["regex"], pattern)) {
-            err = position(name, entry) + ": " + where + " has no regex";
+        if (!read_scalar(entry["regex"], pr.pattern)) {
+            err = position(name, entry) + ": " + pr.where + " has no regex";
             return false;
         }
-        rule r;
+        rule& r = pr.r;
         r.file_index = i;
-        int groups_used = 0;
         for (std::size_t f = 0; f < fields_per_rule; ++f) {
             if (keys[f].key == nullptr) continue;
             field_rule& fr = r.fields[f];
@@ -1347,59 +1430,36 @@ bool build_section(section& s, const YAML::Node& seq, std::string_view name,
             if (read_scalar(entry[keys[f].key], rep) && !rep.empty()) {
                 fr.has_replacement = true;
                 fr.rep = compile_replacement(rep);
-                groups_used = std::max(groups_used, fr.rep.max_group);
+                pr.groups_used = std::max(pr.groups_used, fr.rep.max_group);
             } else {
-                groups_used = std::max(groups_used, fr.group);
+                pr.groups_used = std::max(pr.groups_used, fr.group);
             }
         }
-
         std::string flag;
-        bool icase = false;
-        std::string problem;
         if (read_scalar(entry["regex_flag"], flag)) {
             if (flag == "i") {
-                icase = true;
+                pr.icase = true;
             } else {
-                problem = "unsupported regex_flag '" + flag + "'";
+                pr.problem = "unsupported regex_flag '" + flag + "'";
             }
         }
-        if (problem.empty()) {
-            r.exact = std::make_unique<RE2>(pattern, regex_options(!icase, regex_max_mem));
-            if (!r.exact->ok()) problem = r.exact->error();
-        }
-        if (!problem.empty()) {
-            unsupported.push_back(where + " " + pattern + ": " + problem);
+    }
+
+    compile_rules(pending, threads);
+
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+        pending_rule& pr = pending[i];
+        if (!pr.problem.empty()) {
+            unsupported.push_back(pr.where + " " + pr.pattern + ": " + pr.problem);
             s.skipped.push_back(i);
             continue;
         }
-        const int ncap = r.exact->NumberOfCapturingGroups();
-        groups_used = std::min(groups_used, ncap);
-        r.exact_slots = std::min(1 + groups_used, max_groups);
-
-        relaxed_pattern rp;
-        if (is_ascii(pattern) && relax(pattern, rp) &&
-            static_cast<int>(rp.group_map.size()) == ncap + 1) {
-            auto relaxed = std::make_unique<RE2>(rp.pattern, regex_options(!icase, regex_max_mem));
-            if (relaxed->ok()) {
-                int slots = 0;
-                for (int g = 0; g <= std::min(groups_used, max_groups - 1); ++g) {
-                    slots = std::max(slots, rp.group_map[static_cast<std::size_t>(g)]);
-                }
-                for (const auto& b : rp.bounds) slots = std::max(slots, b.first);
-                r.relaxed = std::move(relaxed);
-                r.group_map = std::move(rp.group_map);
-                r.bounds = std::move(rp.bounds);
-                r.relaxed_slots = slots + 1;
-            }
-        }
-        if (is_ascii(pattern)) {
-            for (const factor& f : necessary_factors(pattern, icase)) {
-                const int id = pre.add(f, icase);
-                if (std::find(r.factors.begin(), r.factors.end(), id) != r.factors.end()) continue;
-                r.factors.push_back(id);
-                if (r.key_factor < 0 || pre.better_key(id, r.key_factor)) r.key_factor = id;
-            }
-            r.dfa_first = starts_anchored(pattern);
+        rule& r = pr.r;
+        for (const factor& f : pr.factors) {
+            const int id = pre.add(f, pr.icase);
+            if (std::find(r.factors.begin(), r.factors.end(), id) != r.factors.end()) continue;
+            r.factors.push_back(id);
+            if (r.key_factor < 0 || pre.better_key(id, r.key_factor)) r.key_factor = id;
         }
         if (r.factors.empty()) s.always.push_back(static_cast<int>(s.rules.size()));
         s.rules.push_back(std::move(r));
@@ -1603,7 +1663,9 @@ std::shared_ptr<const parser> parser::from_text(std::string_view yaml, std::stri
                 err = position(name, root) + ": missing " + s.name;
                 return nullptr;
             }
-            if (!build_section(s, seq, name, p->unsupported, pre, err)) return nullptr;
+            if (!build_section(s, seq, name, p->unsupported, pre, o.load_threads, err)) {
+                return nullptr;
+            }
             p->regex_count += s.rules.size();
         }
     } catch (const YAML::Exception& e) {

@@ -40,6 +40,9 @@ struct options {
     // trying the regexes one by one (false: slow, kept to check that both give the same
     // answers).
     bool use_prefilter = true;
+    // Threads that compile the regexes at load (0: one per CPU). The parser is the same whatever
+    // the number; it only changes how long loading takes.
+    unsigned load_threads = 0;
 };
 
 // The uap-core regexes compiled with RE2 (linear-time matching: a hostile UA cannot stall a
