@@ -55,6 +55,11 @@ struct event_header {
 struct event {
     event_header header;
     std::string json;
+    // Where `context` sits in json: the offsets of its '{' and '}' when the decoder wrote it,
+    // 0 when unknown. Only a hint for util::set_context_member, which checks it before use and
+    // keeps it current; code that rewrites json otherwise sets both to 0.
+    std::uint32_t context_open = 0;
+    std::uint32_t context_close = 0;
 };
 
 // Non-owning view of a decoded log record payload.

@@ -91,17 +91,20 @@ plan_result plan_enforcer::apply(event& ev, std::vector<plan::violation>& out) c
     if (r == plan_result::quarantined || r == plan_result::blocked) return r;
     if (policy_.shadow) return r;  // shadow: the event goes on exactly as sent
 
-    if (r == plan_result::omitted) ev.json = p->omit(ev.json, out);
+    if (r == plan_result::omitted) {
+        ev.json = p->omit(ev.json, out);
+        ev.context_open = ev.context_close = 0;
+    }
     std::string tp = "{\"name\":";
     util::append_json_string(tp, p->name());
     tp += ",\"version\":";
     util::append_json_string(tp, p->version());
     tp += '}';
-    util::set_nested_member(ev.json, "context", "trackingPlan", tp);
+    util::set_context_member(ev.json, ev.context_open, ev.context_close, "trackingPlan", tp);
     if (!out.empty()) {
         std::string v;
         plan::append_violations_json(out, v);
-        util::set_nested_member(ev.json, "context", "violations", v);
+        util::set_context_member(ev.json, ev.context_open, ev.context_close, "violations", v);
     }
     return r;
 }

@@ -182,7 +182,7 @@ void service::apply(event& ev, const observation& ob, resolution& r,
     if (r.person.empty()) return;
     std::string j;
     identity_json(r, j);
-    util::set_nested_member(ev.json, "context", "identity", j);
+    util::set_context_member(ev.json, ev.context_open, ev.context_close, "identity", j);
     for (const auto& l : r.links) {
         event_header h;
         h.kind = record_kind::identity_link;

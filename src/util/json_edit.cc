@@ -8,7 +8,8 @@
 namespace switchyard::util {
 namespace {
 
-// A scanner over valid JSON text: positions only, no values built.
+// A scanner over valid JSON text: positions only, no values built. `s` must be followed by a
+// NUL (it views a std::string), which value() relies on.
 struct scanner {
     std::string_view s;
     std::size_t i = 0;
@@ -48,6 +49,14 @@ struct scanner {
         if (s[i] == '{' || s[i] == '[') {
             int depth = 0;
             while (i < s.size()) {
+                // Jump to the next quote or bracket: strcspn compares 16 bytes at a time, and the
+                // text is NUL-terminated (valid JSON holds no raw NUL, so it stops only at the
+                // end).
+                i += std::strcspn(s.data() + i, "\"{}[]");
+                if (i >= s.size()) {
+                    i = s.size();
+                    return;
+                }
                 char c = s[i];
                 if (c == '"') {
                     string();
@@ -109,7 +118,47 @@ std::size_t walk_object(std::string_view s, std::size_t pos, std::string_view ke
     }
 }
 
+// Sets `member` in the object whose braces are at json[open] and json[close] (close as
+// walk_object found it). Returns the position of the object's '}' after the edit.
+std::size_t set_in_object(std::string& json, std::size_t close, const member_span& inner,
+                          bool inner_empty, std::string_view member, std::string_view value_json) {
+    if (inner.found) {
+        const std::size_t old_len = inner.end - inner.value_begin;
+        json.replace(inner.value_begin, old_len, value_json);
+        return close + value_json.size() - old_len;
+    }
+    std::string piece = inner_empty ? "" : ",";
+    append_json_string(piece, member);
+    piece += ':';
+    piece += value_json;
+    json.insert(close, piece);
+    return close + piece.size();
+}
+
 }  // namespace
+
+bool set_context_member(std::string& json, std::uint32_t& open, std::uint32_t& close,
+                        std::string_view member, std::string_view value_json) {
+    constexpr std::string_view key = "\"context\":";
+    if (close != 0 && close < json.size() && open >= key.size() && open < close &&
+        json[open] == '{' && json[close] == '}' &&
+        std::string_view(json).substr(open - key.size(), key.size()) == key) {
+        member_span inner;
+        bool inner_empty = true;
+        if (walk_object(json, open, member, inner, inner_empty) == close) {
+            const std::size_t end =
+                set_in_object(json, close, inner, inner_empty, member, value_json);
+            if (end <= UINT32_MAX) {
+                close = static_cast<std::uint32_t>(end);
+            } else {
+                open = close = 0;
+            }
+            return true;
+        }
+    }
+    open = close = 0;
+    return set_nested_member(json, "context", member, value_json);
+}
 
 bool set_nested_member(std::string& json, std::string_view object_key, std::string_view member,
                        std::string_view value_json) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -13,5 +14,14 @@ namespace switchyard::util {
 // `json` is not an object.
 bool set_nested_member(std::string& json, std::string_view object_key, std::string_view member,
                        std::string_view value_json);
+
+// set_nested_member(json, "context", member, value_json), reading only the context object when
+// [open, close] are the offsets of its braces (event::context_open/context_close; 0 = unknown).
+// The hint is checked (`"context":` right before json[open] == '{', and the object starting
+// there ends at close) and, if it does not hold, the whole object is walked as
+// set_nested_member does. On return open/close
+// describe the context object after the edit, or are 0 when that is not known.
+bool set_context_member(std::string& json, std::uint32_t& open, std::uint32_t& close,
+                        std::string_view member, std::string_view value_json);
 
 }  // namespace switchyard::util

@@ -395,6 +395,7 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
     // context: the event's own fields, then batch-level fields it lacks, then the client IP,
     // then what enrichment added.
     j += ",\"context\":{";
+    const std::size_t context_open = j.size() - 1;
     bool first = true;
     bool has_ip = rewrite_ip;
     auto emit_field = [&](std::string_view key, dom::element value) {
@@ -443,6 +444,10 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
         j.append(enriched_.members, first ? 1 : 0);
     }
     if (enriched_.is_bot) ev.header.flags |= event_flag_bot;
+    if (j.size() <= UINT32_MAX) {
+        ev.context_open = static_cast<std::uint32_t>(context_open);
+        ev.context_close = static_cast<std::uint32_t>(j.size());
+    }
     j += "},\"integrations\":{";
     first = true;
     if (has_integ) {

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <cstdint>
 #include <string>
+#include <utility>
 
 namespace switchyard::util {
 namespace {
@@ -48,6 +50,75 @@ TEST(JsonEdit, SetsNestedMember) {
         EXPECT_EQ(j, c.out) << c.in;
         EXPECT_FALSE(p.parse(j).error()) << j;
     }
+}
+
+// The offsets of the object that is the value of the last "context" key, found by a plain
+// scan that skips strings (good enough for the hand-written inputs below).
+std::pair<std::uint32_t, std::uint32_t> context_span(const std::string& j) {
+    const auto open = j.rfind("\"context\":{") + 10;
+    int depth = 0;
+    for (std::size_t i = open; i < j.size(); ++i) {
+        if (j[i] == '"') {
+            for (++i; j[i] != '"'; ++i) {
+                if (j[i] == '\\') ++i;
+            }
+            continue;
+        }
+        if (j[i] == '{') ++depth;
+        if (j[i] == '}' && --depth == 0) return {open, i};
+    }
+    return {0, 0};
+}
+
+TEST(JsonEdit, ContextMemberWithAHintMatchesTheFullWalk) {
+    const char* inputs[] = {
+        R"({"properties":{"x":{"v":0}},"context":{"a":"v"},"integrations":{}})",
+        R"({"context":{},"x":1})",
+        R"({"context":{"v":{"deep":["}"]},"w":0},"y":"}"})",
+        R"({"s":"}\\\"{","context":{"t":"\"}"}})",
+    };
+    for (const char* in : inputs) {
+        std::string expected = in;
+        ASSERT_TRUE(set_nested_member(expected, "context", "v", "[1]"));
+        ASSERT_TRUE(set_nested_member(expected, "context", "w", "{\"n\":2}"));
+
+        std::string j = in;
+        auto [open, close] = context_span(j);
+        ASSERT_NE(close, 0u) << in;
+        ASSERT_TRUE(set_context_member(j, open, close, "v", "[1]"));
+        // The hint still points at the context object after the first edit.
+        EXPECT_EQ(std::make_pair(open, close), context_span(j)) << j;
+        ASSERT_TRUE(set_context_member(j, open, close, "w", "{\"n\":2}"));
+        EXPECT_EQ(j, expected) << in;
+        EXPECT_EQ(std::make_pair(open, close), context_span(j)) << j;
+    }
+}
+
+TEST(JsonEdit, ContextMemberIgnoresAStaleOrMissingHint) {
+    const std::string in = R"({"a":{"b":1},"context":{"ip":"x"},"z":{}})";
+    std::string expected = in;
+    ASSERT_TRUE(set_nested_member(expected, "context", "v", "1"));
+    const std::pair<std::uint32_t, std::uint32_t> wrong[] = {
+        {0, 0},                                      // unknown
+        {5, 11},                                     // another object ({"b":1})
+        {21, 31},                                    // off by one
+        {5, 40},                                     // '{' there, but its object ends elsewhere
+        {22, 500},                                   // past the end
+        {static_cast<std::uint32_t>(in.size()), 3},  // open after close
+    };
+    for (auto [o, c] : wrong) {
+        std::string j = in;
+        std::uint32_t open = o, close = c;
+        ASSERT_TRUE(set_context_member(j, open, close, "v", "1")) << o << "," << c;
+        EXPECT_EQ(j, expected) << o << "," << c;
+        EXPECT_EQ(open, 0u);
+        EXPECT_EQ(close, 0u);
+    }
+    // Without a context object, one is created as set_nested_member does.
+    std::string j = R"({"a":1})";
+    std::uint32_t open = 0, close = 0;
+    ASSERT_TRUE(set_context_member(j, open, close, "v", "1"));
+    EXPECT_EQ(j, R"({"a":1,"context":{"v":1}})");
 }
 
 }  // namespace

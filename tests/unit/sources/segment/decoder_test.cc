@@ -73,6 +73,34 @@ TEST(SegmentDecoder, TrackKeepsClientFieldsAndAddsServerFields) {
         << "writeKey must not be stored";
 }
 
+// The decoder records where it wrote `context`, so later stages (plan, identity) add their
+// members without re-reading the whole event.
+TEST(SegmentDecoder, RecordsWhereContextIs) {
+    decoder d({});
+    ASSERT_FALSE(d.parse(R"({"batch":[
+        {"type":"track","event":"E","userId":"u","properties":{"context":{"x":"}"}},
+         "context":{"page":{"title":"{ }"}}},
+        {"type":"identify","userId":"u"}],"context":{"locale":"en"}})",
+                         true));
+    decoded out;
+    d.decode(batch_info(), out);
+    ASSERT_EQ(out.events.size(), 2u);
+    simdjson::dom::parser p;
+    for (const auto& ev : out.events) {
+        ASSERT_NE(ev.context_close, 0u) << ev.json;
+        const std::string_view j = ev.json;
+        ASSERT_EQ(j.substr(ev.context_open - 10, 11), "\"context\":{") << ev.json;
+        ASSERT_EQ(j[ev.context_close], '}') << ev.json;
+        // The span is exactly the stored context object.
+        std::string_view ctx;
+        auto e = parse(p, ev.json);
+        ASSERT_EQ(e.at_key("context").get_object().error(), simdjson::SUCCESS);
+        std::string minified = simdjson::minify(e.at_key("context"));
+        ctx = j.substr(ev.context_open, ev.context_close - ev.context_open + 1);
+        EXPECT_EQ(ctx, minified);
+    }
+}
+
 TEST(SegmentDecoder, TimestampWithoutSentAtIsTrusted) {
     decoder d({});
     ASSERT_FALSE(d.parse(
