@@ -6,15 +6,17 @@ Usage: report.py RUNS_JSONL META_JSON OUT_JSON
 RUNS_JSONL has one object per wrk run:
   {"scenario","server","round","events_per_request","cpu_ticks","clk_tck","rss_kb",
    "log_bytes","log_bytes_source","wrk":{...WRKRESULT from post.lua...}}
-Prints one table per scenario (both servers, every round), the Switchyard/nginx ratio per
-round and the median of the ratios. Never fails because of the numbers: flagged runs
-(errors, non-2xx, no requests) are marked with '!' and listed at the end.
+Prints one table per scenario (every server, every round), each Switchyard variant's ratio
+to nginx per round and the median of the ratios, then the issue's targets beside what was
+measured. Never fails because of the numbers: flagged runs (errors, non-2xx, no requests) are
+marked with '!' and listed at the end.
 """
 import json
 import statistics
 import sys
 
-SERVERS = ("nginx", "switchyard")
+SERVERS = ("nginx", "switchyard", "switchyard-file")
+VARIANTS = ("switchyard", "switchyard-file")
 RATIO_KEYS = ("rps", "p50_us", "p99_us", "cpu_us_per_req", "rss_mib")
 
 
@@ -30,6 +32,7 @@ def derive(rec, disk_bytes_per_s):
         "scenario": rec["scenario"],
         "server": rec["server"],
         "round": rec["round"],
+        "connections": rec.get("connections"),
         "events_per_request": rec["events_per_request"],
         "requests": reqs,
         "duration_s": round(dur_s, 3),
@@ -77,7 +80,7 @@ def derive(rec, disk_bytes_per_s):
         "identity_links": delta("switchyard_identity_links_total", m0, m2),
         "identity_links_refused": delta("switchyard_identity_links_refused_total", m0, m2),
         "identity_errors": delta("switchyard_identity_errors_total", m0, m2),
-    } if rec["server"] == "switchyard" else None
+    } if rec["server"].startswith("switchyard") else None
     flags = []
     if refusals:
         flags.append(f"log full: {refusals} appends refused (503) — delivery fell behind; see LOG_CAPACITY")
@@ -104,6 +107,56 @@ def fmt(v, spec="{:,.0f}"):
     return "-" if v is None else spec.format(v)
 
 
+def onoff(v):
+    return "-" if v is None else ("on" if v else "off")
+
+
+def targets(result, runs, meta):
+    """The performance issue's targets beside the measured values (`switchyard`, the null-destination
+    variant, unless noted). Informative only: nothing here changes the exit status."""
+    rows = []
+
+    def med(sc, srv, key):
+        return ((result["scenarios"].get(sc) or {}).get(f"median_{srv}") or {}).get(key)
+
+    def mratio(sc, srv="switchyard"):
+        return (((result["scenarios"].get(sc) or {}).get("median_ratio") or {}).get(srv) or {}).get("rps")
+
+    r = mratio("track")
+    rows.append(("track, 64 connections: req/s vs nginx", ">= 0.50 (aim 0.70)",
+                 fmt(r, "{:.3f}"), None if r is None else r >= 0.5))
+    ev = med("batch100", "switchyard", "events_per_s")
+    frac = None
+    clean = [x for x in runs if x["scenario"] == "batch100" and x["server"] == "switchyard" and not x["flags"]]
+    fr = [x["log_fraction_of_disk"] for x in clean if x["log_fraction_of_disk"] is not None]
+    if fr:
+        frac = statistics.median(fr)
+    ok = None
+    if ev is not None:
+        ok = ev >= 300000 or (frac is not None and frac >= 0.6)
+    rows.append(("batch100: events/s durable (or log share of disk)", ">= 300,000 (or >= 60%)",
+                 f"{fmt(ev)} ({fmt(None if frac is None else frac * 100, '{:.1f}')}%)", ok))
+    p99 = med("track-c16", "switchyard", "p99_us")
+    rows.append(("track, 16 connections: p99 latency", "<= 5,000 µs", fmt(p99) + " µs" if p99 is not None else "-",
+                 None if p99 is None else p99 <= 5000))
+    rss = [x["rss_mib"] for x in runs if x["server"] == "switchyard" and x["scenario"] == "track-c16"]
+    rows.append(("track, 16 connections: peak RSS", "<= 150 MiB",
+                 fmt(max(rss), "{:.1f}") + " MiB" if rss else "-", (max(rss) <= 150) if rss else None))
+    st = [x for x in (meta.get("startup_ms") or []) if x is not None]
+    stm = statistics.median(st) if st else None
+    rows.append(("start-up to ready (median)", "<= 300 ms", fmt(stm, "{:.1f}") + " ms" if stm is not None else "-",
+                 None if stm is None else stm <= 300))
+    print()
+    print("== targets (switchyard = full pipeline, null destination; the 30-minute soak is tests/bench/soak/soak.py)")
+    print(f"   {'target':<52} {'wanted':<24} {'measured':<22} result")
+    out = []
+    for name, want, got, ok in rows:
+        res = "n/a" if ok is None else ("met" if ok else "NOT MET")
+        print(f"   {name:<52} {want:<24} {got:<22} {res}")
+        out.append({"target": name, "wanted": want, "measured": got, "met": ok})
+    return out
+
+
 def main():
     runs_path, meta_path, out_path = sys.argv[1:4]
     with open(meta_path) as f:
@@ -126,18 +179,25 @@ def main():
     print()
     print(f"disk baseline (dd 256 MiB, fdatasync): {fmt(meta.get('disk_mb_per_s'), '{:,.1f}')} MB/s"
           f"   wrk -t{meta.get('threads')} -c{meta.get('connections')} -d{meta.get('duration')}"
-          f"   bodies={meta.get('bodies')}   durability={meta.get('durability') or '-'}"
-          f"   enrich={meta.get('enrich') or '-'}   identity={meta.get('identity') or '-'}")
-    hdr = (f"{'round':>5} {'server':<10} {'req/s':>10} {'events/s':>11} {'p50 µs':>9} {'p99 µs':>9}"
+          f"   bodies={meta.get('bodies')}   durability={meta.get('durability') or '-'}")
+    print(f"switchyard pipeline: enrich={meta.get('enrich') or '-'}   geo={onoff(meta.get('geo'))}"
+          f"   plan={onoff(meta.get('plan'))}   identity={meta.get('identity') or '-'}"
+          f"   destinations: switchyard=null, switchyard-file=null+file")
+    startup = [x for x in (meta.get("startup_ms") or []) if x is not None]
+    if meta.get("startup_ms"):
+        print(f"startup to ready (exec -> /readyz 200, empty data dir), ms: "
+              f"{', '.join(fmt(x, '{:.1f}') for x in meta['startup_ms'])}"
+              f"   median {fmt(statistics.median(startup) if startup else None, '{:.1f}')}")
+    hdr = (f"{'round':>5} {'server':<15} {'req/s':>10} {'events/s':>11} {'p50 µs':>9} {'p99 µs':>9}"
            f" {'CPU µs/req':>10} {'RSS MiB':>8} {'non2xx':>7} {'log MB/s':>9} {'%disk':>6}")
     for sc in scenarios:
         sruns = [r for r in runs if r["scenario"] == sc]
         epr = sruns[0]["events_per_request"]
         print()
-        print(f"== {sc}  ({epr} event{'s' if epr != 1 else ''}/request)")
+        print(f"== {sc}  ({epr} event{'s' if epr != 1 else ''}/request, {sruns[0].get('connections') or meta.get('connections')} connections)")
         print(hdr)
         rounds = sorted({r["round"] for r in sruns})
-        ratios = []
+        ratios = {v: [] for v in VARIANTS}
         for rnd in rounds:
             by = {r["server"]: r for r in sruns if r["round"] == rnd}
             for srv in SERVERS:
@@ -145,17 +205,19 @@ def main():
                 if not r:
                     continue
                 frac = r["log_fraction_of_disk"]
-                print(f"{rnd:>5} {srv:<10} {fmt(r['rps']):>10} {fmt(r['events_per_s']):>11}"
+                print(f"{rnd:>5} {srv:<15} {fmt(r['rps']):>10} {fmt(r['events_per_s']):>11}"
                       f" {fmt(r['p50_us']):>9} {fmt(r['p99_us']):>9}"
                       f" {fmt(r['cpu_us_per_req'], '{:,.1f}'):>10} {fmt(r['rss_mib'], '{:,.1f}'):>8}"
                       f" {r['non_2xx']:>7} {fmt(r['log_mb_per_s'], '{:,.1f}'):>9}"
                       f" {fmt(None if frac is None else frac * 100, '{:.1f}'):>6}"
                       f"{'  !' if r['flags'] else ''}")
-            if "nginx" in by and "switchyard" in by:
-                a, b = by["switchyard"], by["nginx"]
-                ratios.append({"round": rnd, "flagged": bool(a["flags"] or b["flags"]),
-                               **{k: ratio(a[k], b[k]) for k in RATIO_KEYS}})
-        summary = {"events_per_request": epr, "ratios_switchyard_over_nginx": ratios, "median_ratio": {}}
+            for v in VARIANTS:
+                if "nginx" in by and v in by:
+                    a, b = by[v], by["nginx"]
+                    ratios[v].append({"round": rnd, "flagged": bool(a["flags"] or b["flags"]),
+                                      **{k: ratio(a[k], b[k]) for k in RATIO_KEYS}})
+        summary = {"events_per_request": epr, "connections": sruns[0].get("connections"),
+                   "ratios_over_nginx": ratios, "median_ratio": {}}
         for srv in SERVERS:
             xs = [r for r in sruns if r["server"] == srv]
             xs = [r for r in xs if not r["flags"]] or xs  # clean runs, unless none is
@@ -163,27 +225,32 @@ def main():
                 summary[f"median_{srv}"] = {
                     k: statistics.median([r[k] for r in xs if r[k] is not None] or [0])
                     for k in ("rps", "events_per_s", "p50_us", "p99_us", "cpu_us_per_req", "rss_mib")}
-        if ratios:
-            print(f"      {'ratio switchyard/nginx':<28} {'req/s':>7} {'p50':>7} {'p99':>7} {'CPU/req':>8} {'RSS':>7}")
-            for rr in ratios:
-                print(f"      {'round ' + str(rr['round']) + (' (flagged)' if rr['flagged'] else ''):<28} {fmt(rr['rps'], '{:.3f}'):>7} {fmt(rr['p50_us'], '{:.2f}'):>7}"
+        for v in VARIANTS:
+            vr = ratios[v]
+            if not vr:
+                continue
+            print(f"      {'ratio ' + v + '/nginx':<34} {'req/s':>7} {'p50':>7} {'p99':>7} {'CPU/req':>8} {'RSS':>7}")
+            for rr in vr:
+                print(f"      {'round ' + str(rr['round']) + (' (flagged)' if rr['flagged'] else ''):<34} {fmt(rr['rps'], '{:.3f}'):>7} {fmt(rr['p50_us'], '{:.2f}'):>7}"
                       f" {fmt(rr['p99_us'], '{:.2f}'):>7} {fmt(rr['cpu_us_per_req'], '{:.2f}'):>8} {fmt(rr['rss_mib'], '{:.2f}'):>7}")
             # Flagged rounds (errors, non-2xx, no requests) are left out of the median unless
             # every round is flagged.
-            used = [rr for rr in ratios if not rr["flagged"]] or ratios
+            used = [rr for rr in vr if not rr["flagged"]] or vr
             med = {}
             for k in RATIO_KEYS:
                 vals = [rr[k] for rr in used if rr[k] is not None]
                 med[k] = round(statistics.median(vals), 3) if vals else None
-            summary["median_ratio"] = med
-            summary["median_ratio_rounds"] = [rr["round"] for rr in used]
+            summary["median_ratio"][v] = med
+            summary.setdefault("median_ratio_rounds", {})[v] = [rr["round"] for rr in used]
             if all(rr["flagged"] for rr in used):
                 label = "median (ALL FLAGGED)"
             else:
                 label = "median, rounds " + ",".join(str(rr["round"]) for rr in used)
-            print(f"      {label:<28} {fmt(med['rps'], '{:.3f}'):>7} {fmt(med['p50_us'], '{:.2f}'):>7}"
+            print(f"      {label:<34} {fmt(med['rps'], '{:.3f}'):>7} {fmt(med['p50_us'], '{:.2f}'):>7}"
                   f" {fmt(med['p99_us'], '{:.2f}'):>7} {fmt(med['cpu_us_per_req'], '{:.2f}'):>8} {fmt(med['rss_mib'], '{:.2f}'):>7}")
         result["scenarios"][sc] = summary
+
+    result["targets"] = targets(result, runs, meta)
 
     flagged = [r for r in runs if r["flags"]]
     result["flagged"] = [{"scenario": r["scenario"], "server": r["server"], "round": r["round"],

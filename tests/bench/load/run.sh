@@ -5,14 +5,18 @@
 #   tests/bench/load/run.sh
 #
 # Knobs (environment):
-#   ROUNDS=3            rounds per scenario; each round runs nginx, then Switchyard
+#   ROUNDS=3            rounds per scenario; each round runs every server in SERVERS in turn
 #   DURATION=10s        wrk -d per run (s/m/h suffix or plain seconds)
-#   CONNECTIONS=64      wrk -c
+#   CONNECTIONS=64      wrk -c (the track-c16 scenario always uses 16)
 #   THREADS=2           wrk -t
-#   SCENARIOS="track batch20 batch100"   any subset, space- or comma-separated
-#   DURABILITY=fsync    Switchyard log.durability (fsync, interval, none)
+#   SCENARIOS="track track-c16 batch20 batch100"   any subset, space- or comma-separated
+#   DURABILITY          Switchyard log.durability (fsync, interval, none); unset = the daemon's
+#                       default (fsync)
 #   LOG_CAPACITY        Switchyard log.capacity_bytes (e.g. 8GiB); unset = the daemon's default
-#   SERVERS="nginx switchyard"           drop one to run only the other
+#   SERVERS="nginx switchyard switchyard-file"
+#                       switchyard: the full pipeline delivering to a `null` destination;
+#                       switchyard-file: the same plus a `file` destination (NDJSON, fsync)
+#   STARTUP_RUNS=5      cold starts timed (exec -> /readyz 200) before the load runs; 0 = none
 #   BODIES=rotate       rotate: varied events from make_payloads.py (unique messageIds);
 #                       fixed: the reference track.json / batch20.json / batch100.json verbatim
 #   WARMUP=2s           unrecorded wrk run per server before each scenario (0 = none)
@@ -20,11 +24,13 @@
 #   SWITCHYARD_BIN      use this binary instead of building build-release/switchyard
 #   OUT                 JSON report path (default build-release/bench-last.json)
 #   BENCH_TMPDIR        parent of the temp dir (data dir + dd test live here; default $TMPDIR or /tmp)
-#   PLAN                a tracking plan file (e.g. tests/bench/load/bench-plan.yaml): the bench
-#                       source validates every event against it (violations tagged, none dropped)
-#   ENRICH=on           on: the default enrichment (user agent, bots, campaign, referrer); off:
-#                       enrich.enabled false (events stored as received)
-#   GEO_DB              a City .mmdb for the geo step (with ENRICH=on); unset = no geo
+#   PLAN=tests/bench/load/bench-plan.yaml
+#                       the tracking plan the bench source validates every event against
+#                       (violations tagged, none dropped); PLAN=none: no validation
+#   ENRICH=on           on: every enrichment step (user agent, bots, geo, campaign, referrer);
+#                       off: enrich.enabled false (events stored as received)
+#   GEO_DB=auto         a City .mmdb for the geo step; auto: built for the bench traffic by
+#                       tests/bench/geo/make_bench_mmdb.py (every address covered); none: no geo
 #   IP_POLICY=keep      the bench source's sources[].ip (keep, truncate, remove)
 #   IDENTITY=on         on: identity stitching as the daemon defaults it (identity.enabled, LMDB
 #                       under the data dir, sync on); off: identity.enabled false (no
@@ -38,18 +44,22 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
-SCENARIOS=${SCENARIOS:-track batch20 batch100}
-DURABILITY=${DURABILITY:-fsync}
+SCENARIOS=${SCENARIOS:-track track-c16 batch20 batch100}
+DURABILITY=${DURABILITY:-}
 LOG_CAPACITY=${LOG_CAPACITY:-}
-PLAN=${PLAN:-}
+PLAN=${PLAN:-$HERE/bench-plan.yaml}
+[[ $PLAN == none ]] && PLAN=
 ENRICH=${ENRICH:-on}
-GEO_DB=${GEO_DB:-}
+GEO_DB=${GEO_DB:-auto}
+[[ $GEO_DB == none || $ENRICH == off ]] && GEO_DB=
+STARTUP_RUNS=${STARTUP_RUNS:-5}
 IP_POLICY=${IP_POLICY:-keep}
 IDENTITY=${IDENTITY:-on}
 case $ENRICH in on | off) ;; *) echo "ENRICH must be on or off" >&2; exit 2 ;; esac
 case $IDENTITY in on | off) ;; *) echo "IDENTITY must be on or off" >&2; exit 2 ;; esac
 [[ -z $PLAN || $PLAN = /* ]] || PLAN=$PWD/$PLAN
-SERVERS=${SERVERS:-nginx switchyard}
+[[ -z $GEO_DB || $GEO_DB == auto || $GEO_DB = /* ]] || GEO_DB=$PWD/$GEO_DB
+SERVERS=${SERVERS:-nginx switchyard switchyard-file}
 BODIES=${BODIES:-rotate}
 WARMUP=${WARMUP:-2s}
 PAYLOAD_DIR=${PAYLOAD_DIR:-/work/shared/bench}
@@ -65,15 +75,21 @@ read -r -a SCENARIO_LIST <<<"$SCENARIOS"
 read -r -a SERVER_LIST <<<"$SERVERS"
 [[ ${#SCENARIO_LIST[@]} -gt 0 ]] || die "SCENARIOS is empty"
 for s in "${SCENARIO_LIST[@]}"; do
-  case $s in track | batch20 | batch100) ;; *) die "unknown scenario '$s' (track, batch20, batch100)" ;; esac
+  case $s in track | track-c16 | batch20 | batch100) ;; *) die "unknown scenario '$s' (track, track-c16, batch20, batch100)" ;; esac
 done
 WANT_NGINX=0
 WANT_SY=0
+SY_VARIANTS=()
 for s in "${SERVER_LIST[@]}"; do
-  case $s in nginx) WANT_NGINX=1 ;; switchyard) WANT_SY=1 ;; *) die "unknown server '$s' (nginx, switchyard)" ;; esac
+  case $s in
+    nginx) WANT_NGINX=1 ;;
+    switchyard | switchyard-file) WANT_SY=1; SY_VARIANTS+=("$s") ;;
+    *) die "unknown server '$s' (nginx, switchyard, switchyard-file)" ;;
+  esac
 done
 ((WANT_NGINX + WANT_SY > 0)) || die "SERVERS is empty"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
+[[ $STARTUP_RUNS =~ ^[0-9]+$ ]] || die "STARTUP_RUNS must be a non-negative integer"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ && $THREADS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS/THREADS must be positive integers"
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS must be >= THREADS"
 case $BODIES in rotate | fixed) ;; *) die "BODIES must be rotate or fixed" ;; esac
@@ -105,6 +121,9 @@ ensure_tools() {
   command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
   command -v curl >/dev/null 2>&1 || pkgs+=(curl)
   command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
+  if ((WANT_SY)) && [[ $GEO_DB == auto ]] && ! perl -MMaxMind::DB::Writer::Tree -e 1 2>/dev/null; then
+    pkgs+=(libmaxmind-db-writer-perl)
+  fi
   if ((WANT_SY)) && [[ -z ${SWITCHYARD_BIN:-} && ! -x $ROOT/build-release/switchyard ]]; then
     command -v cmake >/dev/null 2>&1 || pkgs+=(cmake)
     command -v ninja >/dev/null 2>&1 || pkgs+=(ninja-build)
@@ -151,7 +170,8 @@ fi
 # --------------------------------------------------------------------------- temp dir + cleanup
 TMP=""
 NGINX_PID=""
-SY_PID=""
+declare -A SY_PID_OF=() SY_PORT_OF=() ADMIN_PORT_OF=() DATA_OF=()
+STARTUP_PID=""
 
 # stop_pid PID NAME: TERM, wait up to 10 s, then KILL (plus any children it leaves behind).
 stop_pid() {
@@ -175,7 +195,9 @@ stop_pid() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  stop_pid "$SY_PID" switchyard
+  local v
+  for v in "${!SY_PID_OF[@]}"; do stop_pid "${SY_PID_OF[$v]}" "$v"; done
+  stop_pid "$STARTUP_PID" switchyard
   stop_pid "$NGINX_PID" nginx
   if [[ -n $TMP && -d $TMP ]]; then rm -rf -- "$TMP"; fi
   exit "$rc"
@@ -190,37 +212,51 @@ if [[ $(stat -f -c %T "$TMP") == tmpfs ]]; then
   log "WARNING: $TMP is on tmpfs — disk baseline and durability numbers are meaningless; set BENCH_TMPDIR to a disk path"
 fi
 
-# Three free loopback ports (bound together so they differ, then released).
-read -r NGINX_PORT SY_PORT ADMIN_PORT < <(python3 -c '
+# Free loopback ports (bound together so they differ, then released): nginx, then an API and
+# an admin port for each Switchyard variant.
+read -r NGINX_PORT SY_PORT ADMIN_PORT SYF_PORT SYF_ADMIN_PORT < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(3)]
+ss = [socket.socket() for _ in range(5)]
 for s in ss:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])
 ')
+SY_PORT_OF=([switchyard]=$SY_PORT [switchyard-file]=$SYF_PORT)
+ADMIN_PORT_OF=([switchyard]=$ADMIN_PORT [switchyard-file]=$SYF_ADMIN_PORT)
+DATA_OF=([switchyard]=$TMP/data-null [switchyard-file]=$TMP/data-file)
 
 AUTH="Basic $(printf 'bench-key:' | base64)"
-log "temp dir $TMP; ports nginx=$NGINX_PORT switchyard=$SY_PORT admin=$ADMIN_PORT; $(nproc) CPUs"
+log "temp dir $TMP; ports nginx=$NGINX_PORT switchyard=$SY_PORT/$ADMIN_PORT switchyard-file=$SYF_PORT/$SYF_ADMIN_PORT; $(nproc) CPUs"
 
 # --------------------------------------------------------------------------- payloads
-declare -A EPR=([track]=1 [batch20]=20 [batch100]=100)
-declare -A PATH_OF=([track]=/v1/track [batch20]=/v1/batch [batch100]=/v1/batch)
+declare -A EPR=([track]=1 [track-c16]=1 [batch20]=20 [batch100]=100)
+declare -A PATH_OF=([track]=/v1/track [track-c16]=/v1/track [batch20]=/v1/batch [batch100]=/v1/batch)
+declare -A BODY_OF=([track]=track [track-c16]=track [batch20]=batch20 [batch100]=batch100)
+declare -A CONN_OF=([track]=$CONNECTIONS [track-c16]=16 [batch20]=$CONNECTIONS [batch100]=$CONNECTIONS)
 declare -A REF_BODY BODY_FILE
 for s in "${SCENARIO_LIST[@]}"; do
-  REF_BODY[$s]=$PAYLOAD_DIR/$s.json
+  REF_BODY[$s]=$PAYLOAD_DIR/${BODY_OF[$s]}.json
   [[ -r ${REF_BODY[$s]} ]] || die "payload ${REF_BODY[$s]} not found (set PAYLOAD_DIR)"
 done
-if [[ $BODIES == rotate ]]; then
-  [[ -r $PAYLOAD_DIR/make_payloads.py ]] || die "$PAYLOAD_DIR/make_payloads.py not found (or use BODIES=fixed)"
-  log "generating rotating bodies (make_payloads.py → events_100k.ndjson, ~10 s)"
+if [[ $BODIES == rotate || ($WANT_SY == 1 && $GEO_DB == auto) ]]; then
+  [[ -r $PAYLOAD_DIR/make_payloads.py ]] || die "$PAYLOAD_DIR/make_payloads.py not found (or use BODIES=fixed GEO_DB=none)"
+  log "generating the reference traffic (make_payloads.py → events_100k.ndjson, ~10 s)"
   timeout 300 python3 "$PAYLOAD_DIR/make_payloads.py" "$TMP/payloads" >/dev/null || die "make_payloads.py failed"
+fi
+if ((WANT_SY)) && [[ $GEO_DB == auto ]]; then
+  log "building a City database covering the traffic's addresses (make_bench_mmdb.py)"
+  timeout 600 python3 "$ROOT/tests/bench/geo/make_bench_mmdb.py" "$TMP/payloads/events_100k.ndjson" \
+    "$TMP/bench-city.mmdb" >"$TMP/mmdb.log" 2>&1 || die "make_bench_mmdb.py failed: $(tail -n 5 "$TMP/mmdb.log")"
+  GEO_DB=$TMP/bench-city.mmdb
+fi
+if [[ $BODIES == rotate ]]; then
   timeout 300 python3 "$HERE/make_bodies.py" "$TMP/payloads/events_100k.ndjson" "$TMP/bodies" ||
     die "make_bodies.py failed"
-  rm -f "$TMP/payloads/events_100k.ndjson" "$TMP/payloads/user_agents.txt"
-  for s in "${SCENARIO_LIST[@]}"; do BODY_FILE[$s]=$TMP/bodies/$s.bodies; done
+  for s in "${SCENARIO_LIST[@]}"; do BODY_FILE[$s]=$TMP/bodies/${BODY_OF[$s]}.bodies; done
 else
   for s in "${SCENARIO_LIST[@]}"; do BODY_FILE[$s]=${REF_BODY[$s]}; done
 fi
+rm -f "$TMP/payloads/events_100k.ndjson" "$TMP/payloads/user_agents.txt"
 
 # --------------------------------------------------------------------------- /proc helpers
 # Sum of utime+stime (clock ticks) over the given pids.
@@ -252,13 +288,13 @@ proc_reset_hwm() {
 server_pids() {
   case $1 in
     nginx) echo "$NGINX_PID" "$(pgrep -P "$NGINX_PID" 2>/dev/null | xargs)" ;;
-    switchyard) echo "$SY_PID" ;;
+    *) echo "${SY_PID_OF[$1]}" ;;
   esac
 }
 worker_pids() {
   case $1 in
     nginx) pgrep -P "$NGINX_PID" 2>/dev/null || true ;;
-    switchyard) echo "$SY_PID" ;;
+    *) echo "${SY_PID_OF[$1]}" ;;
   esac
 }
 
@@ -274,8 +310,8 @@ settle() {
     sleep 0.5
     b=$(proc_ticks "${pids[@]}")
     ((b - a <= limit)) || continue
-    [[ $name == switchyard ]] || return 0
-    lag=$(destination_lag)
+    [[ $name == switchyard* ]] || return 0
+    lag=$(destination_lag "$name")
     [[ -z $lag || $lag == 0 ]] && return 0
   done
   log "WARNING: $name not idle ${SETTLE_MAX_S}s after the run${lag:+ (destination lag: $lag events)}"
@@ -304,15 +340,17 @@ start_nginx() {
 }
 
 # --------------------------------------------------------------------------- switchyard
-start_switchyard() {
-  local cfg=$TMP/switchyard.yaml
-  mkdir -p "$TMP/data"
+# write_config VARIANT DATA_DIR PORT ADMIN_PORT FILE: the bench config. Both variants run the
+# full pipeline (every enrichment step, the tracking plan, identity stitching, the log at its
+# default durability) and deliver to a `null` destination; switchyard-file also writes NDJSON.
+write_config() {
+  local variant=$1 data=$2 port=$3 admin=$4 cfg=$5
   cat >"$cfg" <<EOF
-data_dir: $TMP/data
+data_dir: $data
 server:
-  listen: 127.0.0.1:$SY_PORT
+  listen: 127.0.0.1:$port
 admin:
-  listen: 127.0.0.1:$ADMIN_PORT
+  listen: 127.0.0.1:$admin
 logging:
   level: warn
 sources:
@@ -320,13 +358,17 @@ sources:
     write_keys: [bench-key]
     ip: $IP_POLICY
 destinations:
-  - name: ndjson
-    type: file
-    path: $TMP/data/out
-log:
-  durability: $DURABILITY
+  - name: sink
+    type: "null"
 EOF
-  if [[ -n $LOG_CAPACITY ]]; then printf '  capacity_bytes: %s\n' "$LOG_CAPACITY" >>"$cfg"; fi
+  if [[ $variant == switchyard-file ]]; then
+    printf '  - name: ndjson\n    type: file\n    path: %s/out\n' "$data" >>"$cfg"
+  fi
+  if [[ -n $DURABILITY || -n $LOG_CAPACITY ]]; then
+    printf 'log:\n' >>"$cfg"
+    [[ -n $DURABILITY ]] && printf '  durability: %s\n' "$DURABILITY" >>"$cfg"
+    [[ -n $LOG_CAPACITY ]] && printf '  capacity_bytes: %s\n' "$LOG_CAPACITY" >>"$cfg"
+  fi
   if [[ $ENRICH == off ]]; then
     printf 'enrich:\n  enabled: false\n' >>"$cfg"
   elif [[ -n $GEO_DB ]]; then
@@ -339,38 +381,89 @@ EOF
     printf 'plans:\n  - name: bench\n    files: [%s]\n' "$PLAN" >>"$cfg"
     sed -i 's/^    write_keys: \[bench-key\]$/    write_keys: [bench-key]\n    plan: bench/' "$cfg"
   fi
+  return 0
+}
+
+start_switchyard() {
+  local variant=$1 cfg=$TMP/$1.yaml data=${DATA_OF[$1]} port=${SY_PORT_OF[$1]} admin=${ADMIN_PORT_OF[$1]}
+  mkdir -p "$data"
+  write_config "$variant" "$data" "$port" "$admin" "$cfg"
   if ! timeout 30 "$SY_BIN" check -c "$cfg" >"$TMP/check.log" 2>&1; then
-    cat "$TMP/check.log" >&2
+    cat "$cfg" "$TMP/check.log" >&2
     die "'switchyard check' rejected the bench config above ($cfg)"
   fi
-  "$SY_BIN" run -c "$cfg" >"$TMP/switchyard.log" 2>&1 &
-  SY_PID=$!
-  local i code
+  "$SY_BIN" run -c "$cfg" >"$TMP/$variant.log" 2>&1 &
+  local pid=$! i code
+  SY_PID_OF[$variant]=$pid
   for ((i = 0; i < 300; i++)); do
-    if ! kill -0 "$SY_PID" 2>/dev/null; then
-      tail -n 40 "$TMP/switchyard.log" >&2 || true
-      die "switchyard exited during startup"
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 40 "$TMP/$variant.log" >&2 || true
+      die "$variant exited during startup"
     fi
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$ADMIN_PORT/readyz" 2>/dev/null || true)
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$admin/readyz" 2>/dev/null || true)
     if [[ $code == 200 ]]; then
-      log "switchyard ready on 127.0.0.1:$SY_PORT (admin $ADMIN_PORT, pid $SY_PID, durability=$DURABILITY, enrich=$ENRICH, identity=$IDENTITY)"
+      log "$variant ready on 127.0.0.1:$port (admin $admin, pid $pid, durability=${DURABILITY:-default}, enrich=$ENRICH, geo=${GEO_DB:+on}, plan=${PLAN:+on}, identity=$IDENTITY)"
       return 0
     fi
     sleep 0.1
   done
-  tail -n 40 "$TMP/switchyard.log" >&2 || true
-  die "switchyard /readyz not 200 after 30 s"
+  tail -n 40 "$TMP/$variant.log" >&2 || true
+  die "$variant /readyz not 200 after 30 s"
+}
+
+# Cold starts of the `switchyard` variant's config, each on an empty data dir: exec until
+# /readyz answers 200 (polled every 2 ms), then SIGTERM. Prints JSON {"ms":[...]}.
+time_startups() {
+  local cfg=$TMP/startup.yaml data=$TMP/data-startup
+  write_config switchyard "$data" "$SY_PORT" "$ADMIN_PORT" "$cfg"
+  timeout 30 "$SY_BIN" check -c "$cfg" >"$TMP/check.log" 2>&1 || die "'switchyard check' rejected $cfg: $(cat "$TMP/check.log")"
+  python3 - "$SY_BIN" "$cfg" "$data" "$ADMIN_PORT" "$STARTUP_RUNS" "$TMP/startup.log" <<'PY'
+import json, shutil, signal, socket, subprocess, sys, time
+binary, cfg, data, port, runs, logpath = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+
+
+def ready():
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.05) as s:
+            s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return s.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+out = []
+with open(logpath, "ab") as log:
+    for _ in range(runs):
+        shutil.rmtree(data, ignore_errors=True)
+        t0 = time.monotonic()
+        p = subprocess.Popen([binary, "run", "-c", cfg], stdout=log, stderr=log)
+        ms = None
+        while time.monotonic() - t0 < 30 and p.poll() is None:
+            if ready():
+                ms = (time.monotonic() - t0) * 1000
+                break
+            time.sleep(0.002)
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        out.append(None if ms is None else round(ms, 1))
+shutil.rmtree(data, ignore_errors=True)
+print(json.dumps({"ms": out}))
+PY
 }
 
 # Bytes appended to Switchyard's log: the counter from /metrics, else the size of data/log.
 # Prints "BYTES SOURCE", or "null none".
 log_bytes_now() {
   local v
-  v=$(curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null |
+  v=$(curl -fsS --max-time 5 "http://127.0.0.1:${ADMIN_PORT_OF[$1]}/metrics" 2>/dev/null |
     awk '/^switchyard_log_appended_bytes_total([{ ])/ {s += $NF; n++} END {if (n) printf "%.0f", s}' || true)
   if [[ -n $v ]]; then echo "$v metrics"; return; fi
-  if [[ -d $TMP/data/log ]]; then
-    v=$(du -sb "$TMP/data/log" 2>/dev/null | awk '{print $1}')
+  if [[ -d ${DATA_OF[$1]}/log ]]; then
+    v=$(du -sb "${DATA_OF[$1]}/log" 2>/dev/null | awk '{print $1}')
     [[ -n $v ]] && { echo "$v du"; return; }
   fi
   echo "null none"
@@ -379,7 +472,7 @@ log_bytes_now() {
 # A few Switchyard counters/gauges as a JSON object (labels summed), or {} if unavailable.
 metrics_json() {
   local text
-  text=$(curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null) || text=""
+  text=$(curl -fsS --max-time 5 "http://127.0.0.1:${ADMIN_PORT_OF[$1]}/metrics" 2>/dev/null) || text=""
   printf '%s\n' "$text" | awk '
     /^switchyard_(log_appended_bytes_total|log_appended_records_total|log_full_refusals_total|log_bytes|destination_lag_events|destination_delivered_events|destination_dead_lettered_events|identity_lookups_total|identity_cache_hits_total|identity_store_reads_total|identity_links_total|identity_links_refused_total|identity_errors_total)[{ ]/ {
       name = $1; sub(/\{.*/, "", name); v[name] += $NF; seen[name] = 1
@@ -394,7 +487,7 @@ metrics_json() {
 # Sum of switchyard_destination_lag_events, or empty if unavailable.
 destination_lag() {
   local text
-  text=$(curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null) || return 0
+  text=$(curl -fsS --max-time 5 "http://127.0.0.1:${ADMIN_PORT_OF[$1]}/metrics" 2>/dev/null) || return 0
   printf '%s\n' "$text" | awk '/^switchyard_destination_lag_events[{ ]/ {s += $NF; n++} END {if (n) printf "%.0f", s}'
 }
 
@@ -402,7 +495,7 @@ destination_lag() {
 url_of() {
   case $1 in
     nginx) echo "http://127.0.0.1:$NGINX_PORT${PATH_OF[$2]}" ;;
-    switchyard) echo "http://127.0.0.1:$SY_PORT${PATH_OF[$2]}" ;;
+    *) echo "http://127.0.0.1:${SY_PORT_OF[$1]}${PATH_OF[$2]}" ;;
   esac
 }
 
@@ -421,7 +514,7 @@ run_wrk() {
   local server=$1 sc=$2 secs=$3 out=$4 mode=rotate
   [[ $BODIES == fixed ]] && mode=fixed
   timeout --kill-after=10 $((secs + 60)) \
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" --latency -s "$HERE/post.lua" \
+    wrk -t"$THREADS" -c"${CONN_OF[$sc]}" -d"${secs}s" --latency -s "$HERE/post.lua" \
     "$(url_of "$server" "$sc")" -- "${PATH_OF[$sc]}" "$AUTH" "$mode" "${BODY_FILE[$sc]}" >"$out" 2>&1
 }
 
@@ -438,20 +531,20 @@ measure() {
   local lb0=(null none) lb1=(null none) m0='{}' m1='{}' m2='{}' t0 t1 t2 rc=0 wrkjson
   local note=${PREFLIGHT_NOTE[$server/$sc]:-}
   proc_reset_hwm "${workers[@]}"
-  if [[ $server == switchyard ]]; then
-    read -r -a lb0 <<<"$(log_bytes_now)"
-    m0=$(metrics_json)
+  if [[ $server == switchyard* ]]; then
+    read -r -a lb0 <<<"$(log_bytes_now "$server")"
+    m0=$(metrics_json "$server")
   fi
   t0=$(proc_ticks "${pids[@]}")
   run_wrk "$server" "$sc" "$DURATION_S" "$out" || rc=$?
   t1=$(proc_ticks "${pids[@]}")
-  if [[ $server == switchyard ]]; then
-    read -r -a lb1 <<<"$(log_bytes_now)"
-    m1=$(metrics_json)
+  if [[ $server == switchyard* ]]; then
+    read -r -a lb1 <<<"$(log_bytes_now "$server")"
+    m1=$(metrics_json "$server")
   fi
   settle "$server"
   t2=$(proc_ticks "${pids[@]}")
-  [[ $server == switchyard ]] && m2=$(metrics_json)
+  [[ $server == switchyard* ]] && m2=$(metrics_json "$server")
   local rss
   rss=$(proc_hwm_kb "${workers[@]}")
   wrkjson=$(sed -n 's/^WRKRESULT //p' "$out" | tail -n 1)
@@ -469,8 +562,8 @@ measure() {
   if ! kill -0 "${pids[0]}" 2>/dev/null; then
     note="${note:+$note; }$server process died"
   fi
-  printf '{"scenario":"%s","server":"%s","round":%d,"events_per_request":%d,"clk_tck":%d,"cpu_ticks":%d,"cpu_ticks_during_wrk":%d,"rss_kb":%d,"log_bytes":%s,"log_bytes_source":"%s","note":"%s","metrics_before":%s,"metrics_after":%s,"metrics_settled":%s,"wrk":%s}\n' \
-    "$sc" "$server" "$rnd" "${EPR[$sc]}" "$CLK_TCK" $((t2 - t0)) $((t1 - t0)) "$rss" "$logb" "$src" "$note" \
+  printf '{"scenario":"%s","server":"%s","round":%d,"connections":%d,"events_per_request":%d,"clk_tck":%d,"cpu_ticks":%d,"cpu_ticks_during_wrk":%d,"rss_kb":%d,"log_bytes":%s,"log_bytes_source":"%s","note":"%s","metrics_before":%s,"metrics_after":%s,"metrics_settled":%s,"wrk":%s}\n' \
+    "$sc" "$server" "$rnd" "${CONN_OF[$sc]}" "${EPR[$sc]}" "$CLK_TCK" $((t2 - t0)) $((t1 - t0)) "$rss" "$logb" "$src" "$note" \
     "${m0:-null}" "${m1:-null}" "${m2:-null}" "$wrkjson" >>"$RUNS"
   python3 - "$wrkjson" "$server" "$sc" "$rnd" "${EPR[$sc]}" <<'PY' >&2 || true
 import json, sys
@@ -480,7 +573,7 @@ if w:
     rps = w["requests"] / (w["duration_us"] / 1e6)
     e = w["errors"]
     bad = sum(e.values())
-    print(f"    {sc:<8} round {rnd} {srv:<10} {rps:>10,.0f} req/s {rps * epr:>11,.0f} events/s"
+    print(f"    {sc:<9} round {rnd} {srv:<15} {rps:>10,.0f} req/s {rps * epr:>11,.0f} events/s"
           f"  p50 {w['latency_us']['p50']:>7,} µs  p99 {w['latency_us']['p99']:>8,} µs"
           + (f"  !! non-2xx {e['status']}, socket errors {bad - e['status']}" if bad else ""))
 PY
@@ -495,8 +588,15 @@ rm -f "$TMP/ddtest"
 DISK_MB_S=$(awk -v ns=$((DD_T1 - DD_T0)) 'BEGIN {printf "%.1f", 268435456 / (ns / 1e9) / 1e6}')
 log "disk: $DISK_MB_S MB/s"
 
+STARTUP_JSON='{"ms":[]}'
+if ((WANT_SY && STARTUP_RUNS > 0)); then
+  log "timing $STARTUP_RUNS cold starts (exec -> /readyz 200, empty data dir, uap-core loaded)"
+  STARTUP_JSON=$(time_startups) || die "startup timing failed: $(tail -n 20 "$TMP/startup.log")"
+  log "startup: $STARTUP_JSON"
+fi
+
 ((WANT_NGINX)) && start_nginx
-((WANT_SY)) && start_switchyard
+for v in "${SY_VARIANTS[@]}"; do start_switchyard "$v"; done
 
 for sc in "${SCENARIO_LIST[@]}"; do
   for server in "${SERVER_LIST[@]}"; do
@@ -512,10 +612,8 @@ for sc in "${SCENARIO_LIST[@]}"; do
     fi
   done
   for ((rnd = 1; rnd <= ROUNDS; rnd++)); do
-    for server in nginx switchyard; do
-      if [[ $server == nginx ]] && ((!WANT_NGINX)); then continue; fi
-      if [[ $server == switchyard ]] && ((!WANT_SY)); then continue; fi
-      log "$sc round $rnd/$ROUNDS: $server (${DURATION_S}s, -t$THREADS -c$CONNECTIONS)"
+    for server in "${SERVER_LIST[@]}"; do
+      log "$sc round $rnd/$ROUNDS: $server (${DURATION_S}s, -t$THREADS -c${CONN_OF[$sc]})"
       measure "$server" "$sc" "$rnd"
       sleep 1
     done
@@ -527,19 +625,24 @@ GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 NGINX_VERSION=""
 ((WANT_NGINX)) && NGINX_VERSION=$("$NGINX_BIN" -v 2>&1 | sed 's/.*version: //')
 WRK_VERSION=$(wrk -v 2>&1 | head -n 1 | awk '{print $2}' || true)
-export DISK_MB_S DURATION CONNECTIONS THREADS ROUNDS DURABILITY BODIES SY_BIN GIT_REV NGINX_VERSION WRK_VERSION SCENARIOS SERVERS ENRICH IDENTITY
+export DISK_MB_S DURATION CONNECTIONS THREADS ROUNDS DURABILITY BODIES SY_BIN GIT_REV NGINX_VERSION WRK_VERSION SCENARIOS SERVERS ENRICH IDENTITY STARTUP_JSON
+export PLAN_USED=${PLAN:+on} GEO_USED=${GEO_DB:+on}
 python3 - "$TMP/meta.json" <<'PY'
 import json, os, platform, sys, time
 e = os.environ
+sy = any(s.startswith("switchyard") for s in e["SERVERS"].split())
 meta = {
     "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     "host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count(),
     "disk_mb_per_s": float(e["DISK_MB_S"]),
     "duration": e["DURATION"], "connections": int(e["CONNECTIONS"]), "threads": int(e["THREADS"]),
     "rounds": int(e["ROUNDS"]), "scenarios": e["SCENARIOS"].split(), "servers": e["SERVERS"].split(),
-    "durability": e["DURABILITY"] if "switchyard" in e["SERVERS"].split() else None,
-    "enrich": e["ENRICH"] if "switchyard" in e["SERVERS"].split() else None,
-    "identity": e["IDENTITY"] if "switchyard" in e["SERVERS"].split() else None,
+    "durability": (e["DURABILITY"] or "default (fsync)") if sy else None,
+    "enrich": e["ENRICH"] if sy else None,
+    "geo": (e["GEO_USED"] == "on") if sy else None,
+    "plan": (e["PLAN_USED"] == "on") if sy else None,
+    "identity": e["IDENTITY"] if sy else None,
+    "startup_ms": json.loads(e["STARTUP_JSON"])["ms"],
     "bodies": e["BODIES"], "switchyard_bin": e.get("SY_BIN") or None, "git_rev": e["GIT_REV"],
     "nginx_version": e.get("NGINX_VERSION") or None, "wrk_version": e.get("WRK_VERSION") or None,
 }
