@@ -1,13 +1,16 @@
 -- wrk script for tests/bench/load/run.sh: POSTs Segment Tracking API bodies.
 --
---   wrk ... -s post.lua http://127.0.0.1:PORT/v1/batch -- PATH AUTH MODE FILE
+--   wrk ... -s post.lua http://127.0.0.1:PORT/v1/batch -- PATH AUTH MODE FILE RUN
 --
 --   PATH  request path (/v1/track or /v1/batch)
 --   AUTH  value of the Authorization header
 --   MODE  "fixed":  FILE holds one body, sent on every request (static request, cheapest client)
 --         "rotate": FILE holds one body per line; each thread walks the list from its own
 --                   offset, and every "@@@@@@@@@@@@" marker (the last 12 hex digits of each
---                   messageId) is replaced by a per-request tag so that messageIds never repeat
+--                   messageId) is replaced by a per-request tag: RUN (2 hex digits), the
+--                   thread (2), a per-thread request counter (8). RUN must differ between the
+--                   wrk runs against one server (run.sh numbers them), so that messageIds never
+--                   repeat and the server's dedup window never answers a request from memory
 --
 -- done() prints one machine-readable line:  WRKRESULT {json}
 
@@ -41,7 +44,7 @@ local function split_plain(s, sep)
   return parts
 end
 
-local bodies, nbodies, idx, seq = nil, 0, 1, 0
+local bodies, nbodies, idx, seq, run = nil, 0, 1, 0, 0
 
 local function rotating_request()
   local parts = bodies[idx]
@@ -52,14 +55,15 @@ local function rotating_request()
   if #parts == 1 then
     body = parts[1]
   else
-    body = table.concat(parts, string.format("%02x%010x", tid % 256, seq))
+    body = table.concat(parts, string.format("%02x%02x%08x", run % 256, tid % 256, seq % 4294967296))
   end
   return wrk.format(nil, nil, nil, body)
 end
 
 function init(args)
   local path, auth, mode, file = args[1], args[2], args[3], args[4]
-  assert(path and auth and mode and file, "usage: -- PATH AUTH MODE FILE")
+  assert(path and auth and mode and file, "usage: -- PATH AUTH MODE FILE [RUN]")
+  run = tonumber(args[5] or "0") or 0
   wrk.method = "POST"
   wrk.path = path
   wrk.headers["Content-Type"] = "application/json"

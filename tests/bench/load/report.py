@@ -64,11 +64,17 @@ def derive(rec, disk_bytes_per_s):
         return b[name] - a[name] if name in a and name in b else None
 
     recs_logged = delta("switchyard_log_appended_records_total", m0, m1)
+    # The duplicates counter only appears with the first duplicate.
+    dups = None
+    if rec["server"].startswith("switchyard") and m0 and m2:
+        k = "switchyard_events_duplicate_total"
+        dups = m2.get(k, 0) - m0.get(k, 0)
     refusals = delta("switchyard_log_full_refusals_total", m0, m2)
     out["switchyard_metrics"] = {
         "log_records_appended": recs_logged,
         "log_records_appended_per_s": round(recs_logged / dur_s, 1) if recs_logged is not None and dur_s > 0 else None,
         "log_full_refusals": refusals,
+        "duplicates": dups,
         "destination_delivered_events_until_idle": delta("switchyard_destination_delivered_events", m0, m2),
         "destination_lag_events_at_wrk_end": m1.get("switchyard_destination_lag_events"),
         "destination_lag_events_when_idle": m2.get("switchyard_destination_lag_events"),
@@ -84,6 +90,9 @@ def derive(rec, disk_bytes_per_s):
     flags = []
     if refusals:
         flags.append(f"log full: {refusals} appends refused (503) — delivery fell behind; see LOG_CAPACITY")
+    if dups:
+        flags.append(f"{dups} events answered as duplicates (dedup window): messageIds repeated, "
+                     "so those requests skipped the write path")
     if reqs == 0:
         flags.append("no requests completed")
     if errs.get("status"):

@@ -90,6 +90,8 @@ done
 ((WANT_NGINX + WANT_SY > 0)) || die "SERVERS is empty"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 [[ $STARTUP_RUNS =~ ^[0-9]+$ ]] || die "STARTUP_RUNS must be a non-negative integer"
+# post.lua has 2 hex digits for the run number in each messageId (unique ids across runs).
+((${#SCENARIO_LIST[@]} * (ROUNDS + 1) < 256)) || die "too many runs per server: scenarios x (ROUNDS + 1) must stay under 256"
 [[ $CONNECTIONS =~ ^[1-9][0-9]*$ && $THREADS =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS/THREADS must be positive integers"
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS must be >= THREADS"
 case $BODIES in rotate | fixed) ;; *) die "BODIES must be rotate or fixed" ;; esac
@@ -474,7 +476,7 @@ metrics_json() {
   local text
   text=$(curl -fsS --max-time 5 "http://127.0.0.1:${ADMIN_PORT_OF[$1]}/metrics" 2>/dev/null) || text=""
   printf '%s\n' "$text" | awk '
-    /^switchyard_(log_appended_bytes_total|log_appended_records_total|log_full_refusals_total|log_bytes|destination_lag_events|destination_delivered_events|destination_dead_lettered_events|identity_lookups_total|identity_cache_hits_total|identity_store_reads_total|identity_links_total|identity_links_refused_total|identity_errors_total)[{ ]/ {
+    /^switchyard_(events_duplicate_total|log_appended_bytes_total|log_appended_records_total|log_full_refusals_total|log_bytes|destination_lag_events|destination_delivered_events|destination_dead_lettered_events|identity_lookups_total|identity_cache_hits_total|identity_store_reads_total|identity_links_total|identity_links_refused_total|identity_errors_total)[{ ]/ {
       name = $1; sub(/\{.*/, "", name); v[name] += $NF; seen[name] = 1
     }
     END {
@@ -510,12 +512,17 @@ preflight() {
 }
 
 # run_wrk SERVER SCENARIO SECONDS OUTFILE
+# Every run against a server gets its own number, which post.lua puts into each messageId, so
+# no run repeats an id an earlier one sent (the dedup window would answer it from memory).
+declare -A RUN_NO=()
 run_wrk() {
   local server=$1 sc=$2 secs=$3 out=$4 mode=rotate
   [[ $BODIES == fixed ]] && mode=fixed
+  RUN_NO[$server]=$((${RUN_NO[$server]:-0} + 1))
   timeout --kill-after=10 $((secs + 60)) \
     wrk -t"$THREADS" -c"${CONN_OF[$sc]}" -d"${secs}s" --latency -s "$HERE/post.lua" \
-    "$(url_of "$server" "$sc")" -- "${PATH_OF[$sc]}" "$AUTH" "$mode" "${BODY_FILE[$sc]}" >"$out" 2>&1
+    "$(url_of "$server" "$sc")" -- "${PATH_OF[$sc]}" "$AUTH" "$mode" "${BODY_FILE[$sc]}" \
+    "${RUN_NO[$server]}" >"$out" 2>&1
 }
 
 RUNS=$TMP/runs.jsonl
