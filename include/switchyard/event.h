@@ -60,7 +60,15 @@ struct event {
     // keeps it current; code that rewrites json otherwise sets both to 0.
     std::uint32_t context_open = 0;
     std::uint32_t context_close = 0;
+    // Members admission adds to `context` after decoding that the decoder saw the event lack
+    // (context_lacks_* bits), so they can be appended at context_close without a search. Only
+    // meaningful with the offsets above; cleared bit by bit as the members are added.
+    std::uint8_t context_lacks = 0;
 };
+
+inline constexpr std::uint8_t context_lacks_tracking_plan = 1;
+inline constexpr std::uint8_t context_lacks_violations = 2;
+inline constexpr std::uint8_t context_lacks_identity = 4;
 
 // Non-owning view of a decoded log record payload.
 struct event_view {

@@ -94,17 +94,24 @@ plan_result plan_enforcer::apply(event& ev, std::vector<plan::violation>& out) c
     if (r == plan_result::omitted) {
         ev.json = p->omit(ev.json, out);
         ev.context_open = ev.context_close = 0;
+        ev.context_lacks = 0;
     }
     std::string tp = "{\"name\":";
     util::append_json_string(tp, p->name());
     tp += ",\"version\":";
     util::append_json_string(tp, p->version());
     tp += '}';
-    util::set_context_member(ev.json, ev.context_open, ev.context_close, "trackingPlan", tp);
+    util::set_context_member(ev.json, ev.context_open, ev.context_close,
+                             (ev.context_lacks & context_lacks_tracking_plan) != 0, "trackingPlan",
+                             tp);
+    ev.context_lacks &= static_cast<std::uint8_t>(~context_lacks_tracking_plan);
     if (!out.empty()) {
         std::string v;
         plan::append_violations_json(out, v);
-        util::set_context_member(ev.json, ev.context_open, ev.context_close, "violations", v);
+        util::set_context_member(ev.json, ev.context_open, ev.context_close,
+                                 (ev.context_lacks & context_lacks_violations) != 0, "violations",
+                                 v);
+        ev.context_lacks &= static_cast<std::uint8_t>(~context_lacks_violations);
     }
     return r;
 }

@@ -182,7 +182,9 @@ void service::apply(event& ev, const observation& ob, resolution& r,
     if (r.person.empty()) return;
     std::string j;
     identity_json(r, j);
-    util::set_context_member(ev.json, ev.context_open, ev.context_close, "identity", j);
+    util::set_context_member(ev.json, ev.context_open, ev.context_close,
+                             (ev.context_lacks & context_lacks_identity) != 0, "identity", j);
+    ev.context_lacks &= static_cast<std::uint8_t>(~context_lacks_identity);
     for (const auto& l : r.links) {
         event_header h;
         h.kind = record_kind::identity_link;

@@ -138,14 +138,14 @@ std::size_t set_in_object(std::string& json, std::size_t close, const member_spa
 }  // namespace
 
 bool set_context_member(std::string& json, std::uint32_t& open, std::uint32_t& close,
-                        std::string_view member, std::string_view value_json) {
+                        bool known_absent, std::string_view member, std::string_view value_json) {
     constexpr std::string_view key = "\"context\":";
     if (close != 0 && close < json.size() && open >= key.size() && open < close &&
         json[open] == '{' && json[close] == '}' &&
         std::string_view(json).substr(open - key.size(), key.size()) == key) {
         member_span inner;
-        bool inner_empty = true;
-        if (walk_object(json, open, member, inner, inner_empty) == close) {
+        bool inner_empty = close == open + 1;
+        if (known_absent || walk_object(json, open, member, inner, inner_empty) == close) {
             const std::size_t end =
                 set_in_object(json, close, inner, inner_empty, member, value_json);
             if (end <= UINT32_MAX) {

@@ -19,9 +19,12 @@ bool set_nested_member(std::string& json, std::string_view object_key, std::stri
 // [open, close] are the offsets of its braces (event::context_open/context_close; 0 = unknown).
 // The hint is checked (`"context":` right before json[open] == '{', and the object starting
 // there ends at close) and, if it does not hold, the whole object is walked as
-// set_nested_member does. On return open/close
-// describe the context object after the edit, or are 0 when that is not known.
+// set_nested_member does. With `known_absent` (the caller knows the context object at the hint
+// lacks `member`, e.g. from event::context_lacks) the member is appended at close without reading
+// the object; the offsets must then be current (every edit of the JSON keeps them so or zeroes
+// them). On return open/close describe the context object after the edit, or are 0 when that is
+// not known.
 bool set_context_member(std::string& json, std::uint32_t& open, std::uint32_t& close,
-                        std::string_view member, std::string_view value_json);
+                        bool known_absent, std::string_view member, std::string_view value_json);
 
 }  // namespace switchyard::util

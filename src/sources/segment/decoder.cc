@@ -398,6 +398,15 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
     const std::size_t context_open = j.size() - 1;
     bool first = true;
     bool has_ip = rewrite_ip;
+    // Which of the members admission adds later the client's context already has (enrichment
+    // never writes them).
+    std::uint8_t context_lacks =
+        context_lacks_tracking_plan | context_lacks_violations | context_lacks_identity;
+    auto note_key = [&](std::string_view key) {
+        if (key == "trackingPlan") context_lacks &= ~context_lacks_tracking_plan;
+        if (key == "violations") context_lacks &= ~context_lacks_violations;
+        if (key == "identity") context_lacks &= ~context_lacks_identity;
+    };
     auto emit_field = [&](std::string_view key, dom::element value) {
         if (!first) j += ',';
         first = false;
@@ -413,6 +422,7 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
                 if (rewrite_ip) continue;
                 has_ip = true;
             }
+            note_key(key);
             emit_field(key, value);
         }
     }
@@ -424,6 +434,7 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
                 if (rewrite_ip) continue;
                 has_ip = true;
             }
+            note_key(key);
             emit_field(key, value);
         }
     }
@@ -447,6 +458,7 @@ bool decoder::decode_one(dom::object obj, std::size_t index, const request_info&
     if (j.size() <= UINT32_MAX) {
         ev.context_open = static_cast<std::uint32_t>(context_open);
         ev.context_close = static_cast<std::uint32_t>(j.size());
+        ev.context_lacks = context_lacks;
     }
     j += "},\"integrations\":{";
     first = true;

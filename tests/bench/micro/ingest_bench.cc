@@ -43,6 +43,7 @@ sources::segment::request_info info_for(bool batch) {
     i.source = "bench";
     i.received_at_ms = 1'700'000'000'000;
     i.client_ip = "203.0.113.7";
+    i.write_key = "bench-key";
     return i;
 }
 
@@ -131,7 +132,7 @@ record_batch reference_batch(std::size_t events, benchmark::State& state) {
 
 // The local log: `inflight` appends of `events` records each are queued together (as that many
 // connections would) and the iteration waits for all their handlers, so a group commit covers
-// them. Arg durability: 0 = fsync (the default: one fdatasync per group), 1 = none.
+// them. Arg no_fsync: 0 = durability fsync (the default: one fdatasync per group), 1 = none.
 void BM_LogAppend(benchmark::State& state) {
     const bool fsync = state.range(0) == 0;
     const auto events = static_cast<std::size_t>(state.range(1));
@@ -183,7 +184,7 @@ void BM_LogAppend(benchmark::State& state) {
         static_cast<double>(st.fsyncs) / static_cast<double>(state.iterations() * inflight);
 }
 BENCHMARK(BM_LogAppend)
-    ->ArgNames({"none", "events", "inflight"})
+    ->ArgNames({"no_fsync", "events", "inflight"})
     ->Args({0, 1, 1})
     ->Args({0, 1, 64})
     ->Args({0, 100, 64})

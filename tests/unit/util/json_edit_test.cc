@@ -85,11 +85,27 @@ TEST(JsonEdit, ContextMemberWithAHintMatchesTheFullWalk) {
         std::string j = in;
         auto [open, close] = context_span(j);
         ASSERT_NE(close, 0u) << in;
-        ASSERT_TRUE(set_context_member(j, open, close, "v", "[1]"));
+        ASSERT_TRUE(set_context_member(j, open, close, false, "v", "[1]"));
         // The hint still points at the context object after the first edit.
         EXPECT_EQ(std::make_pair(open, close), context_span(j)) << j;
-        ASSERT_TRUE(set_context_member(j, open, close, "w", "{\"n\":2}"));
+        ASSERT_TRUE(set_context_member(j, open, close, false, "w", "{\"n\":2}"));
         EXPECT_EQ(j, expected) << in;
+        EXPECT_EQ(std::make_pair(open, close), context_span(j)) << j;
+    }
+}
+
+// Known absent: appended at the hint without reading the object, same text as the full walk.
+TEST(JsonEdit, ContextMemberKnownAbsentIsAppendedAtTheHint) {
+    for (const char* in : {R"({"a":1,"context":{},"z":2})",
+                           R"({"context":{"ip":"x","page":{"t":"}"}},"integrations":{}})"}) {
+        std::string expected = in;
+        ASSERT_TRUE(set_nested_member(expected, "context", "trackingPlan", "{\"name\":\"p\"}"));
+        ASSERT_TRUE(set_nested_member(expected, "context", "identity", "{\"id\":1}"));
+        std::string j = in;
+        auto [open, close] = context_span(j);
+        ASSERT_TRUE(set_context_member(j, open, close, true, "trackingPlan", "{\"name\":\"p\"}"));
+        ASSERT_TRUE(set_context_member(j, open, close, true, "identity", "{\"id\":1}"));
+        EXPECT_EQ(j, expected);
         EXPECT_EQ(std::make_pair(open, close), context_span(j)) << j;
     }
 }
@@ -109,7 +125,7 @@ TEST(JsonEdit, ContextMemberIgnoresAStaleOrMissingHint) {
     for (auto [o, c] : wrong) {
         std::string j = in;
         std::uint32_t open = o, close = c;
-        ASSERT_TRUE(set_context_member(j, open, close, "v", "1")) << o << "," << c;
+        ASSERT_TRUE(set_context_member(j, open, close, true, "v", "1")) << o << "," << c;
         EXPECT_EQ(j, expected) << o << "," << c;
         EXPECT_EQ(open, 0u);
         EXPECT_EQ(close, 0u);
@@ -117,7 +133,7 @@ TEST(JsonEdit, ContextMemberIgnoresAStaleOrMissingHint) {
     // Without a context object, one is created as set_nested_member does.
     std::string j = R"({"a":1})";
     std::uint32_t open = 0, close = 0;
-    ASSERT_TRUE(set_context_member(j, open, close, "v", "1"));
+    ASSERT_TRUE(set_context_member(j, open, close, true, "v", "1"));
     EXPECT_EQ(j, R"({"a":1,"context":{"v":1}})");
 }
 

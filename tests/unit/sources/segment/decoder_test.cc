@@ -98,7 +98,18 @@ TEST(SegmentDecoder, RecordsWhereContextIs) {
         std::string minified = simdjson::minify(e.at_key("context"));
         ctx = j.substr(ev.context_open, ev.context_close - ev.context_open + 1);
         EXPECT_EQ(ctx, minified);
+        EXPECT_EQ(ev.context_lacks,
+                  context_lacks_tracking_plan | context_lacks_violations | context_lacks_identity);
     }
+
+    // A client that sends one of the members admission adds: that bit is clear.
+    ASSERT_FALSE(d.parse(R"({"batch":[{"type":"track","event":"E","userId":"u",
+        "context":{"identity":{"person":"x"}}}],"context":{"trackingPlan":{}}})",
+                         true));
+    out.clear();
+    d.decode(batch_info(), out);
+    ASSERT_EQ(out.events.size(), 1u);
+    EXPECT_EQ(out.events[0].context_lacks, context_lacks_violations);
 }
 
 TEST(SegmentDecoder, TimestampWithoutSentAtIsTrusted) {
