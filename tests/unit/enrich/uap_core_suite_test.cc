@@ -209,5 +209,29 @@ TEST_F(UapCoreSuite, SetAndLinearScanAgree) {
     EXPECT_GT(compared, 10000u);
 }
 
+// Loading on several threads (the default: one per CPU) and on one gives the same parser: the
+// same answers for every UA of the suites and the same unsupported regexes.
+TEST_F(UapCoreSuite, ParallelLoadEqualsOneThreadLoad) {
+    std::string err;
+    options one{suite_max_length, true};
+    one.load_threads = 1;
+    options four{suite_max_length, true};
+    four.load_threads = 4;
+    auto a = parser::load(uap_dir + "/regexes.yaml", one, err);
+    ASSERT_NE(a, nullptr) << err;
+    auto b = parser::load(uap_dir + "/regexes.yaml", four, err);
+    ASSERT_NE(b, nullptr) << err;
+    EXPECT_EQ(a->regex_count(), b->regex_count());
+    EXPECT_EQ(a->unsupported(), b->unsupported());
+    std::size_t compared = 0;
+    for (const auto& list : *cases_) {
+        for (const suite_case& c : list) {
+            ASSERT_EQ(a->parse(c.ua), b->parse(c.ua)) << c.ua;
+            ++compared;
+        }
+    }
+    EXPECT_GT(compared, 10000u);
+}
+
 }  // namespace
 }  // namespace switchyard::enrich::ua
